@@ -1,0 +1,233 @@
+"""The actions of the task graph: export, build a chart or number, a dashboard, the manifest.
+
+Each action is a plain module-level function taking plain values, so doit can run
+it in this process or in a worker. Every file is written with
+:func:`~chartbuild.files.write_if_changed`: atomically, and only when its content
+changes. A chart whose function fails writes nothing, so its previous outputs stay
+byte-identical.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import traceback
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from django.template import Context, Engine
+
+from chartbuild import catalog, conf, lock, outputs
+from chartbuild.exceptions import ChartbuildError, ChartError
+from chartbuild.exporter import Exporter
+from chartbuild.files import write_if_changed
+from chartbuild.registry import Declaration
+
+logger = logging.getLogger(__name__)
+
+PACKAGE_STATIC = Path(__file__).parent / "static" / "chartbuild"
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def export(models: list[str]) -> tuple[str, ...]:
+    """Take the build lock for the rest of the run, then export new events to stamps."""
+    state_dir = conf.state_dir()
+    lock.hold(state_dir, conf.lock_timeout())
+    result = Exporter(models, state_dir, using=conf.database()).run()
+    return result.changed
+
+
+def build(generator_name: str, name: str) -> None:
+    """Build one chart or number of a generator; raise :class:`ChartError` if it fails."""
+    generator = catalog.load().generator(generator_name)
+    declaration = generator.get(name)
+    where = f"{declaration.kind} {generator_name}.{name}"
+    try:
+        value = catalog.function(generator, name)()
+    except ChartbuildError:
+        raise
+    except Exception as exc:
+        detail = "".join(traceback.format_exception(exc))
+        raise ChartError(
+            f"{where} (generator {generator_name}) failed: "
+            f"{type(exc).__name__}: {exc}\n{detail}"
+        ) from exc
+    out = conf.output_dir()
+    built_at = now()
+    if declaration.kind == "number":
+        write_if_changed(out / outputs.of(generator_name, declaration)[0], number_json(where, declaration, value, built_at))
+    else:
+        spec = chart_spec(where, value)
+        spec_path, svg_path, html_path = (out / p for p in outputs.of(generator_name, declaration))
+        svg = render_svg(where, spec)
+        write_if_changed(spec_path, dumps(spec))
+        write_if_changed(svg_path, svg)
+        write_if_changed(html_path, chart_page(generator_name, declaration, spec))
+    record = outputs.record(conf.state_dir(), generator_name, name)
+    write_if_changed(record, json.dumps({"built_at": built_at}) + "\n")
+
+
+def chart_spec(where: str, value: Any) -> dict[str, Any]:
+    """The Vega-Lite spec of what a chart function returned (an Altair chart or a dict)."""
+    if hasattr(value, "to_dict"):
+        try:
+            spec = value.to_dict()
+        except Exception as exc:
+            raise ChartError(f"{where} returned a chart that Altair cannot convert: {exc}") from exc
+    elif isinstance(value, dict):
+        spec = value
+    else:
+        raise ChartError(
+            f"{where} returned {type(value).__name__}; return an Altair chart or a Vega-Lite dict"
+        )
+    return json.loads(dumps(spec))
+
+
+def render_svg(where: str, spec: dict[str, Any]) -> str:
+    import vl_convert
+
+    try:
+        return str(vl_convert.vegalite_to_svg(spec))
+    except Exception as exc:
+        raise ChartError(f"{where}: vl-convert cannot render its spec: {exc}") from exc
+
+
+def number_json(where: str, declaration: Declaration, value: Any, built_at: str) -> str:
+    if isinstance(value, Decimal):
+        value = float(value)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise ChartError(f"{where} returned {type(value).__name__}; return an int, float or Decimal")
+    data = {"value": value, "label": declaration.label, "unit": declaration.unit, "built_at": built_at}
+    return dumps(data)
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, indent=1, sort_keys=True, default=_json_default, allow_nan=False) + "\n"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dt.date | dt.datetime | dt.time):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+_engine: Engine | None = None
+
+
+def render(template: str, context: dict[str, Any]) -> str:
+    global _engine
+    if _engine is None:
+        _engine = Engine(dirs=[str(Path(__file__).parent / "templates")], autoescape=True)
+    return _engine.get_template(template).render(Context(context))
+
+
+def chart_page(generator: str, declaration: Declaration, spec: dict[str, Any]) -> str:
+    return render(
+        "chartbuild/chart.html",
+        {
+            "generator": generator,
+            "declaration": declaration,
+            "spec": spec,
+            "spec_id": f"spec-{declaration.name}",
+            "static": f"../{outputs.STATIC}",
+        },
+    )
+
+
+def dashboard(generator_name: str) -> None:
+    """Write ``<generator>/index.html`` with every built chart and number of the generator."""
+    generator = catalog.load().generator(generator_name)
+    out = conf.output_dir()
+    charts, numbers = [], []
+    for declaration in generator.declarations:
+        first = out / outputs.of(generator_name, declaration)[0]
+        if not first.exists():
+            continue
+        data = json.loads(first.read_text())
+        if declaration.kind == "number":
+            numbers.append(
+                {
+                    "name": declaration.name,
+                    "label": declaration.label,
+                    "unit": data["unit"],
+                    "display": _display(data["value"]),
+                }
+            )
+        else:
+            charts.append(
+                {
+                    "name": declaration.name,
+                    "title": declaration.title,
+                    "spec": data,
+                    "spec_id": f"spec-{declaration.name}",
+                }
+            )
+    page = render(
+        "chartbuild/dashboard.html",
+        {
+            "generator": generator_name,
+            "charts": charts,
+            "numbers": numbers,
+            "built_at": now(),
+            "static": f"../{outputs.STATIC}",
+        },
+    )
+    write_if_changed(out / outputs.dashboard(generator_name), page)
+
+
+def _display(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.2f}"
+    return f"{int(value):,}"
+
+
+def assets() -> None:
+    """Write the shared scripts and style sheet, once per output directory."""
+    import vl_convert
+
+    static = conf.output_dir() / outputs.STATIC
+    write_if_changed(static / "vega.js", vl_convert.javascript_bundle())
+    for name in ("chartbuild.js", "chartbuild.css"):
+        write_if_changed(static / name, (PACKAGE_STATIC / name).read_bytes())
+
+
+def manifest() -> None:
+    """Write ``manifest.json``: one entry per chart and number, with its task and outputs."""
+    cat = catalog.load()
+    out = conf.output_dir()
+    state = conf.state_dir()
+    entries = []
+    for generator in cat.generators:
+        for declaration in generator.declarations:
+            paths = outputs.of(generator.name, declaration)
+            try:
+                record = json.loads(outputs.record(state, generator.name, declaration.name).read_text())
+            except (FileNotFoundError, ValueError):
+                record = {}
+            entries.append(
+                {
+                    "task": task_name(generator.name, declaration.name),
+                    "generator": generator.name,
+                    "name": declaration.name,
+                    "kind": declaration.kind,
+                    "title": declaration.title,
+                    "models": list(declaration.models),
+                    "outputs": [p for p in paths if (out / p).exists()],
+                    "built_at": record.get("built_at"),
+                }
+            )
+    write_if_changed(out / outputs.manifest(), dumps({"charts": entries}))
+
+
+def task_name(generator: str, name: str) -> str:
+    """The doit task that builds chart or number ``name`` of ``generator``."""
+    return f"{generator}.{name}"

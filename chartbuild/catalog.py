@@ -1,0 +1,294 @@
+"""The catalog: which generators exist and what they declare.
+
+Generators are ``<app>/charts.py`` of installed apps (named after the app label)
+and the modules listed in ``CHARTBUILD_GENERATORS`` (named after their last
+dotted part). Reading a generator's declarations means importing it, and a
+generator imports Altair; so what each generator declares is cached in
+``<state>/catalog.json``, keyed by its source file's size and mtime. A build with
+nothing to do imports no generator at all.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import logging
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from django.apps import apps
+
+from chartbuild import conf
+from chartbuild.exceptions import GeneratorError
+from chartbuild.files import write_if_changed
+from chartbuild.registry import SAFE_NAME, Declaration, declarations
+
+CACHE_VERSION = 1
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Generator:
+    """A generator module and the charts and numbers it declares."""
+
+    name: str
+    module: str
+    path: Path | None
+    declarations: tuple[Declaration, ...] = ()
+    error: str = ""
+
+    def get(self, name: str) -> Declaration:
+        for declaration in self.declarations:
+            if declaration.name == name:
+                return declaration
+        raise KeyError(f"generator {self.name!r} declares no chart or number {name!r}")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A configuration mistake, reported as a system check and by the failing task."""
+
+    id: str
+    msg: str
+    hint: str
+    generator: str = ""
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Catalog:
+    generators: tuple[Generator, ...]
+    problems: tuple[Problem, ...] = field(default=())
+
+    def generator(self, name: str) -> Generator:
+        for generator in self.generators:
+            if generator.name == name:
+                return generator
+        known = ", ".join(g.name for g in self.generators) or "none"
+        raise KeyError(f"unknown generator {name!r}; known generators: {known}")
+
+    def models(self) -> list[str]:
+        """Every model a valid chart or number reads."""
+        bad = {(p.generator, p.name) for p in self.problems}
+        return sorted(
+            {
+                model
+                for g in self.generators
+                for d in g.declarations
+                if (g.name, d.name) not in bad and (g.name, "") not in bad
+                for model in d.models
+            }
+        )
+
+    def problems_of(self, generator: str, name: str = "") -> list[Problem]:
+        return [p for p in self.problems if p.generator == generator and p.name in ("", name)]
+
+
+def locate() -> list[tuple[str, str, Path | None]]:
+    """``(name, module, source path)`` of every configured generator, without importing it."""
+    found: list[tuple[str, str, Path | None]] = []
+    if conf.autodiscover():
+        for app_config in apps.get_app_configs():
+            path = Path(app_config.path) / "charts.py"
+            if path.is_file():
+                found.append((app_config.label, f"{app_config.name}.charts", path))
+    for module in conf.generators():
+        found.append((str(module).rsplit(".", 1)[-1], str(module), _source(str(module))))
+    return found
+
+
+def _source(module: str) -> Path | None:
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or not spec.has_location:
+        return None
+    return Path(spec.origin)
+
+
+#: Source mtime of each generator module when this process imported it.
+_imported: dict[str, int | None] = {}
+
+
+def import_generator(module: str) -> ModuleType:
+    """Import a generator module, re-reading it if its source changed since it was imported."""
+    try:
+        loaded = sys.modules.get(module)
+        if loaded is not None and _imported.get(module) != _mtime(loaded):
+            loaded = importlib.reload(loaded)
+        elif loaded is None:
+            loaded = importlib.import_module(module)
+    except Exception as exc:
+        detail = "".join(traceback.format_exception_only(exc)).strip()
+        raise GeneratorError(f"generator module {module!r} cannot be imported: {detail}") from exc
+    _imported[module] = _mtime(loaded)
+    return loaded
+
+
+def _mtime(module: ModuleType) -> int | None:
+    origin = getattr(module, "__file__", None)
+    try:
+        return Path(origin).stat().st_mtime_ns if origin else None
+    except OSError:
+        return None
+
+
+def load(state_dir: Path | None = None, *, use_cache: bool = True) -> Catalog:
+    """Find every generator and what it declares (from the cache where it is fresh)."""
+    cache_path = (state_dir or conf.state_dir()) / "catalog.json"
+    cache: dict[str, Any] = {}
+    if use_cache:
+        try:
+            cache = json.loads(cache_path.read_text())
+            if cache.get("version") != CACHE_VERSION:
+                cache = {}
+        except (FileNotFoundError, ValueError):
+            cache = {}
+    entries: dict[str, Any] = {}
+    generators = []
+    for name, module, path in locate():
+        key = _file_key(path)
+        entry = cache.get("modules", {}).get(module)
+        if entry is None or entry.get("key") != key:
+            entry = _read_declarations(module, key)
+        if not entry.get("error"):
+            entries[module] = entry
+        generators.append(
+            Generator(
+                name=name,
+                module=module,
+                path=path,
+                declarations=tuple(Declaration.from_dict(d) for d in entry["declarations"]),
+                error=entry.get("error", ""),
+            )
+        )
+    if use_cache:
+        data = {"version": CACHE_VERSION, "modules": entries}
+        try:
+            write_if_changed(cache_path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+        except OSError as exc:
+            logger.warning("cannot cache generator declarations in %s: %s", cache_path, exc)
+    return Catalog(tuple(generators), tuple(validate(generators)))
+
+
+def _file_key(path: Path | None) -> list[int] | None:
+    if path is None:
+        return None
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def _read_declarations(module: str, key: list[int] | None) -> dict[str, Any]:
+    try:
+        loaded = import_generator(module)
+    except GeneratorError as exc:
+        return {"key": key, "declarations": [], "error": str(exc)}
+    return {"key": key, "declarations": [d.as_dict() for d, _ in declarations(loaded)]}
+
+
+def function(generator: Generator, name: str) -> Any:
+    """The function of ``generator`` that makes chart or number ``name``."""
+    module = import_generator(generator.module)
+    for declaration, func in declarations(module):
+        if declaration.name == name:
+            return func
+    raise GeneratorError(
+        f"generator {generator.name!r} ({generator.module}) no longer declares {name!r}"
+    )
+
+
+def validate(generators: list[Generator]) -> list[Problem]:
+    """Configuration mistakes in the generators and their declarations."""
+    problems = []
+    names: dict[str, str] = {}
+    for generator in generators:
+        g = generator.name
+        if generator.error:
+            problems.append(
+                Problem(
+                    "chartbuild.E001",
+                    generator.error,
+                    "Fix the error in the module, or remove it from CHARTBUILD_GENERATORS.",
+                    g,
+                )
+            )
+            continue
+        if g in names:
+            problems.append(
+                Problem(
+                    "chartbuild.E005",
+                    f"generator name {g!r} is used by both {names[g]} and {generator.module}",
+                    "Rename one of the modules: a generator is named after its app label "
+                    "or the last part of its dotted path.",
+                    g,
+                )
+            )
+            continue
+        names[g] = generator.module
+        if not SAFE_NAME.match(g):
+            problems.append(
+                Problem(
+                    "chartbuild.E002",
+                    f"generator name {g!r} is not a safe file name",
+                    "Use letters, digits, '_' and '-' only.",
+                    g,
+                )
+            )
+        seen: set[str] = set()
+        for d in generator.declarations:
+            where = f"{d.kind} {g}.{d.name}"
+            if not SAFE_NAME.match(d.name):
+                problems.append(
+                    Problem(
+                        "chartbuild.E002",
+                        f"{where}: name {d.name!r} is not a safe file name",
+                        "Use letters, digits, '_' and '-' only (name=... in the decorator).",
+                        g,
+                        d.name,
+                    )
+                )
+            if d.name in seen:
+                problems.append(
+                    Problem(
+                        "chartbuild.E003",
+                        f"{where} is declared twice in {generator.module}",
+                        "Give one of them another name (name=... in the decorator).",
+                        g,
+                        d.name,
+                    )
+                )
+            seen.add(d.name)
+            if not d.models:
+                problems.append(
+                    Problem(
+                        "chartbuild.E006",
+                        f"{where} declares no models",
+                        "List every model it reads in models=[...], or it is never rebuilt.",
+                        g,
+                        d.name,
+                    )
+                )
+            for model in d.models:
+                try:
+                    apps.get_model(model)
+                except (LookupError, ValueError):
+                    problems.append(
+                        Problem(
+                            "chartbuild.E004",
+                            f"{where} reads unknown model {model!r}",
+                            "Use 'app_label.ModelName' of an installed app, or the model class.",
+                            g,
+                            d.name,
+                        )
+                    )
+    return problems

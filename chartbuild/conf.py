@@ -1,0 +1,53 @@
+"""chartbuild's settings: one function per setting, read when used, with its default.
+
+| setting | default | meaning |
+| --- | --- | --- |
+| ``CHARTBUILD_OUTPUT_DIR`` | ``"charts"`` | where charts, numbers, dashboards and the manifest go |
+| ``CHARTBUILD_STATE_DIR`` | ``".chartbuild"`` | stamps, the export cursor, doit's database, the lock |
+| ``CHARTBUILD_GENERATORS`` | ``[]`` | dotted paths of extra generator modules |
+| ``CHARTBUILD_AUTODISCOVER`` | ``True`` | use ``<app>/charts.py`` of installed apps as generators |
+| ``CHARTBUILD_LOCK_TIMEOUT`` | ``600`` | seconds a build waits for another one to finish |
+| ``CHARTBUILD_DATABASE`` | ``"default"`` | the database alias holding the events table |
+
+Relative paths are taken from the working directory (doit runs in the folder of
+its ``dodo.py``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+
+
+def output_dir() -> Path:
+    """Where outputs are written: ``CHARTBUILD_OUTPUT_DIR``, default ``charts``."""
+    return Path(getattr(settings, "CHARTBUILD_OUTPUT_DIR", "charts")).absolute()
+
+
+def state_dir() -> Path:
+    """Where build state lives: ``CHARTBUILD_STATE_DIR``, default ``.chartbuild``."""
+    return Path(getattr(settings, "CHARTBUILD_STATE_DIR", ".chartbuild")).absolute()
+
+
+def generators() -> list[str]:
+    """Dotted paths of generator modules: ``CHARTBUILD_GENERATORS``, default ``[]``."""
+    return list(getattr(settings, "CHARTBUILD_GENERATORS", []))
+
+
+def autodiscover() -> bool:
+    """Whether ``<app>/charts.py`` modules are generators: ``CHARTBUILD_AUTODISCOVER``."""
+    return bool(getattr(settings, "CHARTBUILD_AUTODISCOVER", True))
+
+
+def lock_timeout() -> float:
+    """Seconds to wait for a running build: ``CHARTBUILD_LOCK_TIMEOUT``, default 600.
+
+    ``0`` makes a second build stop at once instead of waiting.
+    """
+    return float(getattr(settings, "CHARTBUILD_LOCK_TIMEOUT", 600))
+
+
+def database() -> str:
+    """Alias of the database with mqueue's events: ``CHARTBUILD_DATABASE``."""
+    return str(getattr(settings, "CHARTBUILD_DATABASE", "default"))

@@ -1,0 +1,21 @@
+"""The errors chartbuild raises; each message names what failed and what to do."""
+
+
+class ChartbuildError(Exception):
+    """Base class of chartbuild's errors."""
+
+
+class ConfigurationError(ChartbuildError):
+    """A setting, generator or declaration is wrong."""
+
+
+class GeneratorError(ChartbuildError):
+    """A generator module could not be imported."""
+
+
+class ChartError(ChartbuildError):
+    """A chart or number function failed or returned something unusable."""
+
+
+class LockTimeout(ChartbuildError):
+    """Another build held the build lock for longer than we were willing to wait."""

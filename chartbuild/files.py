@@ -1,0 +1,35 @@
+"""Writing files atomically, and only when their content changes."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def write_if_changed(path: Path, data: bytes | str) -> bool:
+    """Replace ``path`` with ``data`` atomically unless it already holds exactly that.
+
+    Readers see the old file or the new one, never a part. An unchanged file keeps
+    its mtime, so tools that compare mtimes (doit, make, browsers) see no change.
+    Returns whether the file was written.
+    """
+    content = data.encode() if isinstance(data, str) else data
+    try:
+        if path.read_bytes() == content:
+            return False
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True

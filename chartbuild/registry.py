@@ -1,0 +1,143 @@
+"""Declaring charts and numbers, and finding the generators that declare them.
+
+A *generator* is a Python module whose functions are decorated with :func:`chart`
+or :func:`number`. The decorators only attach a :class:`Declaration` to the
+function; nothing is registered globally, so importing a generator twice (or
+reloading it) never produces phantom entries.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, Literal, TypeVar
+
+Kind = Literal["chart", "number"]
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Chart and generator names become file and task names.
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+ATTRIBUTE = "__chartbuild__"
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """What a decorated function says about the chart or number it makes."""
+
+    name: str
+    kind: Kind
+    title: str
+    models: tuple[str, ...]
+    label: str = ""
+    unit: str = ""
+    function: str = field(default="", compare=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "title": self.title,
+            "models": list(self.models),
+            "label": self.label,
+            "unit": self.unit,
+            "function": self.function,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Declaration:
+        return cls(
+            name=data["name"],
+            kind=data["kind"],
+            title=data["title"],
+            models=tuple(data["models"]),
+            label=data.get("label", ""),
+            unit=data.get("unit", ""),
+            function=data.get("function", ""),
+        )
+
+
+def model_label(model: Any) -> str:
+    """``"app_label.modelname"`` in lower case, for a model class or a label string."""
+    meta = getattr(model, "_meta", None)
+    if meta is not None:
+        return str(meta.label_lower)
+    if not isinstance(model, str):
+        raise TypeError(f"expected a model class or an 'app_label.Model' string, got {model!r}")
+    return model.lower()
+
+
+def _declare(
+    func: F,
+    *,
+    kind: Kind,
+    models: Iterable[Any],
+    name: str | None,
+    title: str | None,
+    label: str = "",
+    unit: str = "",
+) -> F:
+    chart_name = name or func.__name__
+    doc_line = (func.__doc__ or "").strip().splitlines()[0:1]
+    default_title = doc_line[0] if doc_line else chart_name.replace("_", " ").capitalize()
+    declaration = Declaration(
+        name=chart_name,
+        kind=kind,
+        title=title or label or default_title,
+        models=tuple(model_label(m) for m in models),
+        label=label or title or default_title,
+        unit=unit,
+        function=func.__name__,
+    )
+    setattr(func, ATTRIBUTE, declaration)
+    return func
+
+
+def chart(
+    *,
+    models: Iterable[Any],
+    name: str | None = None,
+    title: str | None = None,
+) -> Callable[[F], F]:
+    """Declare a chart: the function returns an Altair chart or a Vega-Lite dict.
+
+    ``models`` lists every model the chart reads (classes or ``"app_label.Model"``
+    strings); the chart is rebuilt when, and only when, one of them changes or the
+    generator's source changes. ``name`` defaults to the function's name, ``title``
+    to the first line of its docstring.
+    """
+
+    def decorate(func: F) -> F:
+        return _declare(func, kind="chart", models=models, name=name, title=title)
+
+    return decorate
+
+
+def number(
+    *,
+    models: Iterable[Any],
+    label: str | None = None,
+    unit: str = "",
+    name: str | None = None,
+) -> Callable[[F], F]:
+    """Declare a key number: the function returns an int, float or Decimal."""
+
+    def decorate(func: F) -> F:
+        return _declare(
+            func, kind="number", models=models, name=name, title=label, label=label or "", unit=unit
+        )
+
+    return decorate
+
+
+def declarations(module: ModuleType) -> Iterator[tuple[Declaration, Callable[..., Any]]]:
+    """The charts and numbers a generator module declares, in source order."""
+    for value in vars(module).values():
+        declaration = getattr(value, ATTRIBUTE, None)
+        if (
+            isinstance(declaration, Declaration)
+            and getattr(value, "__module__", None) == module.__name__
+        ):
+            yield declaration, value

@@ -1,0 +1,149 @@
+"""The doit task graph. A project's ``dodo.py`` sets Django up and imports these.
+
+Tasks:
+- ``export``: takes the build lock, then turns new change events into stamp files.
+- ``<generator>.<name>``: one task per chart and number. ``file_dep`` = the stamps
+  of the models it reads and its generator's source; ``targets`` = its outputs.
+- ``gen:<generator>``: the generator's dashboard, which depends on all its charts
+  and numbers, so ``doit gen:users`` builds one generator.
+- ``assets``: the shared scripts and style sheet; ``manifest``: ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from importlib.metadata import version
+from typing import Any
+
+from doit.exceptions import TaskFailed
+from doit.tools import config_changed
+
+from chartbuild import builder, catalog, conf, outputs
+from chartbuild.exceptions import ChartbuildError
+from chartbuild.exporter import stamp_path
+
+__all__ = ["task_export", "task_charts", "task_gen", "task_assets", "task_manifest"]
+
+Task = dict[str, Any]
+
+
+def doit_config() -> dict[str, Any]:
+    """``DOIT_CONFIG`` for a chartbuild dodo.py: the sqlite3 backend, state in the state dir."""
+    state = conf.state_dir()
+    state.mkdir(parents=True, exist_ok=True)
+    return {
+        "backend": "sqlite3",
+        "dep_file": str(state / "doit.sqlite3"),
+        "continue": True,
+    }
+
+
+@functools.cache
+def _catalog() -> catalog.Catalog:
+    return catalog.load()
+
+
+def _run(action: Callable[..., Any], *args: Any) -> TaskFailed | dict[str, Any]:
+    """Run a builder action; chartbuild's errors fail the task with their message."""
+    try:
+        result = action(*args)
+    except ChartbuildError as exc:
+        return TaskFailed(str(exc))
+    return {"result": list(result)} if isinstance(result, tuple) else {}
+
+
+def _fail(message: str) -> TaskFailed:
+    return TaskFailed(message)
+
+
+def _out(*paths: str) -> list[str]:
+    out = conf.output_dir()
+    return [str(out / p) for p in paths]
+
+
+def task_export() -> Task:
+    """Export new model change events to one stamp file per model."""
+    models = _catalog().models()
+    state = conf.state_dir()
+    return {
+        "actions": [(_run, [builder.export, models])],
+        "targets": [str(stamp_path(state, m)) for m in models],
+        "uptodate": [False],
+        "verbosity": 2,
+    }
+
+
+def task_charts() -> Iterator[Task]:
+    """One task per chart and number, named <generator>.<name>."""
+    cat = _catalog()
+    state = conf.state_dir()
+    for generator in cat.generators:
+        if generator.error:
+            continue
+        for declaration in generator.declarations:
+            name = builder.task_name(generator.name, declaration.name)
+            doc = f"{declaration.title} ({declaration.kind}; reads {', '.join(declaration.models)})"
+            problems = cat.problems_of(generator.name, declaration.name)
+            if problems:
+                message = "\n".join(f"{p.id}: {p.msg}. {p.hint}" for p in problems)
+                yield {"basename": name, "doc": doc, "actions": [(_fail, [message])]}
+                continue
+            deps = [str(stamp_path(state, m)) for m in declaration.models]
+            if generator.path is not None:
+                deps.append(str(generator.path))
+            yield {
+                "basename": name,
+                "doc": doc,
+                "actions": [(_run, [builder.build, generator.name, declaration.name])],
+                "file_dep": deps,
+                "targets": _out(*outputs.of(generator.name, declaration)),
+                "clean": True,
+            }
+
+
+def task_gen() -> Iterator[Task]:
+    """Build one generator: its charts, numbers and dashboard."""
+    cat = _catalog()
+    for generator in cat.generators:
+        if generator.error:
+            yield {
+                "name": generator.name,
+                "doc": f"generator {generator.module} (cannot be imported)",
+                "actions": [(_fail, [generator.error])],
+                "file_dep": [str(generator.path)] if generator.path else [],
+            }
+            continue
+        valid = [d for d in generator.declarations if not cat.problems_of(generator.name, d.name)]
+        invalid = [d for d in generator.declarations if d not in valid]
+        yield {
+            "name": generator.name,
+            "doc": f"dashboard of {generator.module}",
+            "actions": [(_run, [builder.dashboard, generator.name])],
+            "file_dep": _out(*(outputs.of(generator.name, d)[0] for d in valid)),
+            "task_dep": [builder.task_name(generator.name, d.name) for d in invalid],
+            "targets": _out(outputs.dashboard(generator.name)),
+            "clean": True,
+        }
+
+
+def task_assets() -> Task:
+    """The shared Vega scripts and style sheet of the pages (no CDN)."""
+    sources = [str(builder.PACKAGE_STATIC / name) for name in ("chartbuild.js", "chartbuild.css")]
+    return {
+        "actions": [(_run, [builder.assets])],
+        "file_dep": sources,
+        "targets": _out(*outputs.assets()),
+        "uptodate": [config_changed(version("vl-convert-python"))],
+        "clean": True,
+    }
+
+
+def task_manifest() -> Task:
+    """manifest.json: every chart and number with its task, models, outputs and build time."""
+    return {
+        "actions": [(_run, [builder.manifest])],
+        "targets": _out(outputs.manifest()),
+        "uptodate": [False],
+        "clean": True,
+    }

@@ -1,0 +1,23 @@
+"""Settings for the test suite: the demo's, with knobs the tests turn through the environment.
+
+- ``DATABASE_URL`` (from the demo settings) picks SQLite or PostgreSQL.
+- ``CHARTBUILD_TEST_GENERATORS``: comma-separated generator modules instead of the demo's.
+"""
+
+import os
+
+from demo.settings import *  # noqa: F403
+from demo.settings import BASE_DIR, DATABASES
+
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file, not memory: doit runs in another process and must see the test database.
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.environ.get(
+            "CHARTBUILD_TEST_SQLITE", str(BASE_DIR / ".chartbuild-test" / "test.sqlite3")
+        )
+    }
+
+if os.environ.get("CHARTBUILD_TEST_GENERATORS"):
+    CHARTBUILD_GENERATORS = os.environ["CHARTBUILD_TEST_GENERATORS"].split(",")
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
