@@ -31,7 +31,7 @@ PACKAGE_STATIC = Path(__file__).parent / "static" / "chartbuild"
 
 
 def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def export(models: list[str]) -> tuple[str, ...]:
@@ -54,13 +54,15 @@ def build(generator_name: str, name: str) -> None:
     except Exception as exc:
         detail = "".join(traceback.format_exception(exc))
         raise ChartError(
-            f"{where} (generator {generator_name}) failed: "
-            f"{type(exc).__name__}: {exc}\n{detail}"
+            f"{where} (generator {generator_name}) failed: {type(exc).__name__}: {exc}\n{detail}"
         ) from exc
     out = conf.output_dir()
     built_at = now()
     if declaration.kind == "number":
-        write_if_changed(out / outputs.of(generator_name, declaration)[0], number_json(where, declaration, value, built_at))
+        write_if_changed(
+            out / outputs.of(generator_name, declaration)[0],
+            number_json(where, declaration, value, built_at),
+        )
     else:
         spec = chart_spec(where, value)
         spec_path, svg_path, html_path = (out / p for p in outputs.of(generator_name, declaration))
@@ -101,8 +103,15 @@ def number_json(where: str, declaration: Declaration, value: Any, built_at: str)
     if isinstance(value, Decimal):
         value = float(value)
     if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-        raise ChartError(f"{where} returned {type(value).__name__}; return an int, float or Decimal")
-    data = {"value": value, "label": declaration.label, "unit": declaration.unit, "built_at": built_at}
+        raise ChartError(
+            f"{where} returned {type(value).__name__}; return an int, float or Decimal"
+        )
+    data = {
+        "value": value,
+        "label": declaration.label,
+        "unit": declaration.unit,
+        "built_at": built_at,
+    }
     return dumps(data)
 
 
@@ -184,7 +193,7 @@ def dashboard(generator_name: str) -> None:
 
 def _display(value: Any) -> str:
     if value is None:
-        return "–"
+        return "n/a"
     if isinstance(value, float) and not value.is_integer():
         return f"{value:,.2f}"
     return f"{int(value):,}"
@@ -210,7 +219,9 @@ def manifest() -> None:
         for declaration in generator.declarations:
             paths = outputs.of(generator.name, declaration)
             try:
-                record = json.loads(outputs.record(state, generator.name, declaration.name).read_text())
+                record = json.loads(
+                    outputs.record(state, generator.name, declaration.name).read_text()
+                )
             except (FileNotFoundError, ValueError):
                 record = {}
             entries.append(
@@ -225,7 +236,7 @@ def manifest() -> None:
                     "built_at": record.get("built_at"),
                 }
             )
-    write_if_changed(out / outputs.manifest(), dumps({"charts": entries}))
+    write_if_changed(out / outputs.manifest(), dumps({"entries": entries}))
 
 
 def task_name(generator: str, name: str) -> str:

@@ -2,8 +2,8 @@
 
 | setting | default | meaning |
 | --- | --- | --- |
-| ``CHARTBUILD_OUTPUT_DIR`` | ``"charts"`` | where charts, numbers, dashboards and the manifest go |
-| ``CHARTBUILD_STATE_DIR`` | ``".chartbuild"`` | stamps, the export cursor, doit's database, the lock |
+| ``CHARTBUILD_OUTPUT_DIR`` | ``"charts"`` | charts, numbers, dashboards and the manifest |
+| ``CHARTBUILD_STATE_DIR`` | ``".chartbuild"`` | stamps, cursor, doit's database, lock |
 | ``CHARTBUILD_GENERATORS`` | ``[]`` | dotted paths of extra generator modules |
 | ``CHARTBUILD_AUTODISCOVER`` | ``True`` | use ``<app>/charts.py`` of installed apps as generators |
 | ``CHARTBUILD_LOCK_TIMEOUT`` | ``600`` | seconds a build waits for another one to finish |

@@ -23,7 +23,7 @@ from chartbuild import builder, catalog, conf, outputs
 from chartbuild.exceptions import ChartbuildError
 from chartbuild.exporter import stamp_path
 
-__all__ = ["task_export", "task_charts", "task_gen", "task_assets", "task_manifest"]
+__all__ = ["task_assets", "task_charts", "task_export", "task_gen", "task_manifest"]
 
 Task = dict[str, Any]
 

@@ -21,3 +21,5 @@ if os.environ.get("CHARTBUILD_TEST_GENERATORS"):
     CHARTBUILD_GENERATORS = os.environ["CHARTBUILD_TEST_GENERATORS"].split(",")
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+CHARTBUILD_LOCK_TIMEOUT = float(os.environ.get("CHARTBUILD_LOCK_TIMEOUT", 600))

@@ -1,0 +1,1 @@
+"""A tiny shop whose products and orders feed the demo charts."""

@@ -1,0 +1,159 @@
+"""Charts and numbers about user accounts: they read ``auth.User`` only."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import altair as alt
+from django.contrib.auth import get_user_model
+from django.db.models import Case, CharField, Count, Max, Value, When
+from django.db.models.functions import ExtractHour, ExtractWeekDay, TruncMonth
+
+from chartbuild import chart, number
+
+User = get_user_model()
+
+WIDTH = 560
+#: ``ExtractWeekDay`` numbers the days from 1 (Sunday) to 7 (Saturday) on every database.
+WEEKDAYS = {1: "Sun", 2: "Mon", 3: "Tue", 4: "Wed", 5: "Thu", 6: "Fri", 7: "Sat"}
+WEEKDAY_ORDER = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+
+def _day(value: date | datetime) -> str:
+    """ISO date of a truncated date or datetime, for Vega-Lite."""
+    return (value.date() if isinstance(value, datetime) else value).isoformat()
+
+
+def _signups_by_month() -> list[dict[str, Any]]:
+    rows = (
+        User.objects.annotate(month=TruncMonth("date_joined"))
+        .values("month")
+        .annotate(users=Count("id"))
+        .order_by("month")
+    )
+    return [{"month": _day(row["month"]), "users": row["users"]} for row in rows]
+
+
+@chart(models=[User])
+def signups_per_month() -> alt.Chart:
+    """Sign-ups per month"""
+    return (
+        alt.Chart(alt.Data(values=_signups_by_month()), title="Sign-ups per month")
+        .mark_bar()
+        .encode(
+            x=alt.X("utcyearmonth(month):T", title="Month"),
+            y=alt.Y("users:Q", title="New users"),
+            tooltip=[
+                alt.Tooltip("utcyearmonth(month):T", title="Month"),
+                alt.Tooltip("users:Q", title="New users"),
+            ],
+        )
+        .properties(width=WIDTH, height=280)
+    )
+
+
+@chart(models=[User])
+def users_over_time() -> alt.Chart:
+    """Registered users over time"""
+    # The database counts sign-ups per month; Vega-Lite adds up the running total.
+    return (
+        alt.Chart(alt.Data(values=_signups_by_month()), title="Registered users over time")
+        .transform_window(total="sum(users)", sort=[alt.SortField("month")], frame=[None, 0])
+        .mark_area(line=True, opacity=0.6)
+        .encode(
+            x=alt.X("utcyearmonth(month):T", title="Month"),
+            y=alt.Y("total:Q", title="Users"),
+            tooltip=[
+                alt.Tooltip("utcyearmonth(month):T", title="Month"),
+                alt.Tooltip("total:Q", title="Users"),
+            ],
+        )
+        .properties(width=WIDTH, height=280)
+    )
+
+
+@chart(models=[User])
+def signup_hours() -> alt.Chart:
+    """When people sign up: weekday by hour (UTC)"""
+    rows = (
+        User.objects.annotate(
+            weekday=ExtractWeekDay("date_joined"), hour=ExtractHour("date_joined")
+        )
+        .values("weekday", "hour")
+        .annotate(users=Count("id"))
+        .order_by("weekday", "hour")
+    )
+    values = [
+        {"weekday": WEEKDAYS[row["weekday"]], "hour": row["hour"], "users": row["users"]}
+        for row in rows
+    ]
+    return (
+        alt.Chart(alt.Data(values=values), title="When people sign up: weekday by hour (UTC)")
+        .mark_rect()
+        .encode(
+            x=alt.X("hour:O", title="Hour of day"),
+            y=alt.Y("weekday:O", title=None, sort=WEEKDAY_ORDER),
+            color=alt.Color("users:Q", title="Sign-ups", scale=alt.Scale(scheme="blues")),
+            tooltip=[
+                alt.Tooltip("weekday:O", title="Weekday"),
+                alt.Tooltip("hour:O", title="Hour"),
+                alt.Tooltip("users:Q", title="Sign-ups"),
+            ],
+        )
+        .properties(width=WIDTH, height=220)
+    )
+
+
+@chart(models=[User])
+def account_status() -> alt.Chart:
+    """Accounts by status"""
+    group = Case(
+        When(is_staff=True, then=Value("staff")),
+        When(is_active=True, then=Value("active")),
+        default=Value("inactive"),
+        output_field=CharField(),
+    )
+    rows = (
+        User.objects.annotate(status=group)
+        .values("status")
+        .annotate(users=Count("id"))
+        .order_by("status")
+    )
+    values = [{"status": row["status"], "users": row["users"]} for row in rows]
+    return (
+        alt.Chart(alt.Data(values=values), title="Accounts by status")
+        .mark_arc(innerRadius=60)
+        .encode(
+            theta=alt.Theta("users:Q", stack=True),
+            color=alt.Color(
+                "status:N",
+                title="Status",
+                scale=alt.Scale(domain=["active", "inactive", "staff"]),
+            ),
+            tooltip=[
+                alt.Tooltip("status:N", title="Status"),
+                alt.Tooltip("users:Q", title="Accounts"),
+            ],
+        )
+        .properties(width=WIDTH, height=280)
+    )
+
+
+@number(models=[User], label="Users", unit="users")
+def total_users() -> int:
+    """Registered users"""
+    return User.objects.count()
+
+
+@number(models=[User], label="New users in the last 30 days", unit="users")
+def new_users_30_days() -> int:
+    """Users who joined in the 30 days up to the latest sign-up.
+
+    The window ends at the newest ``date_joined`` rather than at the current time, so the
+    number only changes when users change, as chartbuild assumes.
+    """
+    latest = User.objects.aggregate(latest=Max("date_joined"))["latest"]
+    if latest is None:
+        return 0
+    return User.objects.filter(date_joined__gt=latest - timedelta(days=30)).count()

@@ -1,0 +1,104 @@
+"""Running the repository's dodo.py with real doit, against the test database."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.db import connection
+
+REPO = Path(__file__).resolve().parent.parent
+DOIT = str(Path(sys.executable).with_name("doit"))
+
+
+def database_url() -> str:
+    """The URL of the test database, for a process started by a test."""
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
+    return f"postgres://{auth}@{s['HOST'] or 'localhost'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def executed(self) -> set[str]:
+        """Tasks whose actions ran (successfully or not)."""
+        return {t["name"] for t in self.tasks if t["result"] in ("success", "fail")}
+
+    @property
+    def charts(self) -> set[str]:
+        """Executed chart and number tasks (named ``<generator>.<name>``)."""
+        return {name for name in self.executed if "." in name and ":" not in name}
+
+    def task(self, name: str) -> dict[str, Any]:
+        return next(t for t in self.tasks if t["name"] == name)
+
+
+class Build:
+    """One project directory's worth of doit state: outputs, state and generators."""
+
+    def __init__(self, tmp_path: Path, generators: list[str] | None = None) -> None:
+        self.out = tmp_path / "charts"
+        self.state = tmp_path / "state"
+        self.gens = tmp_path / "gens"
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DATABASE_URL": database_url(),
+            "CHARTBUILD_OUTPUT_DIR": str(self.out),
+            "CHARTBUILD_STATE_DIR": str(self.state),
+            "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)]),
+        }
+        if generators is not None:
+            self.env["CHARTBUILD_TEST_GENERATORS"] = ",".join(generators)
+
+    def copy_demo_generators(self) -> None:
+        """Use copies of the demo's generators (as module ``gens.<name>``) that tests may edit."""
+        shutil.copytree(REPO / "generators", self.gens)
+        self.env["CHARTBUILD_TEST_GENERATORS"] = "gens.users,gens.shop"
+
+    def start(self, *args: str, json_report: bool = True) -> subprocess.Popen[str]:
+        command = [DOIT, "-f", str(REPO / "dodo.py")]
+        if args and args[0] in ("list", "info", "clean", "forget"):
+            command[1:1] = [args[0]]
+            args = args[1:]
+        elif json_report:
+            command += ["--reporter", "json"]
+        return subprocess.Popen(
+            [*command, *args],
+            env=self.env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def run(self, *args: str, json_report: bool = True, timeout: float = 300) -> Result:
+        process = self.start(*args, json_report=json_report)
+        stdout, stderr = process.communicate(timeout=timeout)
+        return self.result(process, stdout, stderr, json_report)
+
+    @staticmethod
+    def result(
+        process: subprocess.Popen[str], stdout: str, stderr: str, json_report: bool
+    ) -> Result:
+        result = Result(process.returncode, stdout, stderr)
+        if json_report and stdout.strip().startswith("{"):
+            result.tasks = json.loads(stdout)["tasks"]
+        return result
+
+    def manifest(self) -> list[dict[str, Any]]:
+        return json.loads((self.out / "manifest.json").read_text())["entries"]

@@ -1,0 +1,192 @@
+"""The task graph, end to end: real doit runs of dodo.py against the test database."""
+
+import json
+import os
+import re
+import time
+
+import pytest
+from django.contrib.auth.models import User
+
+from chartbuild import lock
+from demo.shop.models import Order, Product
+from tests.doit import Build
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+USERS = {
+    "users.signups_per_month",
+    "users.users_over_time",
+    "users.signup_hours",
+    "users.account_status",
+    "users.total_users",
+    "users.new_users_30_days",
+}
+
+
+def seed() -> None:
+    product = Product.objects.create(name="Dune", category="books", price="9.50")
+    for i in range(3):
+        user = User.objects.create(username=f"user{i}")
+        Order.objects.create(
+            product=product, customer=user, status="paid", quantity=1, amount="9.50"
+        )
+
+
+@pytest.fixture
+def build(tmp_path):
+    seed()
+    b = Build(tmp_path)
+    b.copy_demo_generators()
+    first = b.run()
+    assert first.returncode == 0, first.stderr
+    return b
+
+
+def readers(build: Build, model: str) -> set[str]:
+    return {e["task"] for e in build.manifest() if model in e["models"]}
+
+
+def snapshot(directory):
+    return {p: p.read_bytes() for p in directory.rglob("*") if p.is_file()}
+
+
+def test_a_build_writes_every_output(build):
+    entries = build.manifest()
+    charts = [e for e in entries if e["kind"] == "chart"]
+    numbers = [e for e in entries if e["kind"] == "number"]
+    assert len(charts) >= 6 and len(numbers) >= 3
+    for entry in entries:
+        assert entry["task"] == f"{entry['generator']}.{entry['name']}"
+        assert entry["built_at"]
+        for path in entry["outputs"]:
+            assert (build.out / path).stat().st_size > 0
+    for entry in charts:
+        base = build.out / entry["generator"] / entry["name"]
+        assert json.loads(base.with_suffix(".vl.json").read_text())["$schema"]
+        assert base.with_suffix(".svg").read_text().startswith("<svg")
+        assert "../static/vega.js" in base.with_suffix(".html").read_text()
+    for entry in numbers:
+        data = json.loads((build.out / entry["outputs"][0]).read_text())
+        assert set(data) == {"value", "label", "unit", "built_at"}
+    for generator in ("users", "shop"):
+        page = (build.out / generator / "index.html").read_text()
+        assert not re.findall(r'(?:src|href)="(?:https?:)?//', page)  # nothing from a CDN
+        assert 'src="../static/vega.js"' in page
+    assert (build.out / "static" / "vega.js").stat().st_size > 100_000
+
+
+def test_a_second_build_executes_nothing(build):
+    again = build.run()
+    assert again.returncode == 0
+    assert again.charts == set()
+    assert not {"gen:users", "gen:shop", "assets"} & again.executed
+
+
+def test_a_user_save_rebuilds_exactly_the_charts_that_read_users(build):
+    user = User.objects.get(username="user0")
+    user.first_name = "Ada"
+    user.save()
+    result = build.run()
+    assert result.returncode == 0
+    assert result.charts == readers(build, "auth.user") == USERS
+
+
+def test_an_order_save_rebuilds_only_its_readers_in_gen_shop(build):
+    order = Order.objects.first()
+    order.status = "shipped"
+    order.save()
+    result = build.run("gen:shop")
+    assert result.returncode == 0
+    assert result.charts == {t for t in readers(build, "shop.order") if t.startswith("shop.")}
+    assert result.charts
+    # the other generator is neither built nor needed
+    assert not any(t.startswith("users.") for t in result.charts)
+    assert build.run().charts == set()
+
+
+def test_editing_a_generator_rebuilds_its_charts_only(build):
+    source = build.gens / "users.py"
+    source.write_text(source.read_text() + "\n# edited\n")
+    result = build.run()
+    assert result.returncode == 0
+    assert result.charts == USERS
+
+
+def test_a_failing_chart_keeps_its_outputs_and_the_others_build(build):
+    source = build.gens / "users.py"
+    text = source.read_text()
+    failing = re.sub(
+        r'(def signup_hours\(.*?"""\n)', r"\g<1>    1 / 0\n", text, count=1, flags=re.S
+    )
+    assert failing != text
+    before = {p: p.read_bytes() for p in (build.out / "users").glob("signup_hours.*")}
+    assert len(before) == 3
+    source.write_text(failing)
+    User.objects.create(username="late")
+    result = build.run()
+    assert result.returncode != 0
+    assert result.task("users.signup_hours")["result"] == "fail"
+    error = result.task("users.signup_hours")["error"]
+    assert "users.signup_hours" in error and "ZeroDivisionError" in error
+    assert result.charts >= USERS - {"users.signup_hours"}
+    assert {p: p.read_bytes() for p in before} == before
+    total = json.loads((build.out / "users" / "total_users.json").read_text())
+    assert total["value"] == 4
+
+
+def test_doit_list_shows_every_chart_with_its_title(build):
+    result = build.run("list", json_report=False)
+    assert result.returncode == 0
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
+    for entry in build.manifest():
+        assert entry["task"] in lines
+        assert entry["title"] in lines[entry["task"]]
+
+
+def test_doit_clean_removes_the_outputs(build):
+    result = build.run("clean", json_report=False)
+    assert result.returncode == 0
+    left = [p for p in build.out.rglob("*") if p.is_file()]
+    assert left == []
+    rebuilt = build.run()
+    assert rebuilt.charts == {e["task"] for e in build.manifest()}
+
+
+def test_two_builds_at_once_lose_nothing(build):
+    User.objects.create(username="racer")
+    first, second = build.start(), build.start()
+    results = [build.result(p, *p.communicate(timeout=300), True) for p in (first, second)]
+    assert [r.returncode for r in results] == [0, 0]
+    assert set().union(*(r.charts for r in results)) >= USERS
+    assert build.run().executed & (USERS | {"gen:users"}) == set()
+    total = json.loads((build.out / "users" / "total_users.json").read_text())
+    assert total["value"] == 4
+
+
+def test_a_build_waits_for_the_running_one(build):
+    User.objects.create(username="waiting")
+    held = lock.acquire(build.state / "build.lock", timeout=5)
+    try:
+        process = build.start()
+        time.sleep(3)
+        assert process.poll() is None
+        total = json.loads((build.out / "users" / "total_users.json").read_text())
+        assert total["value"] == 3
+    finally:
+        lock.release(held)
+    result = build.result(process, *process.communicate(timeout=300), True)
+    assert result.returncode == 0
+    assert "users.total_users" in result.charts
+
+
+def test_with_no_wait_a_second_build_stops_with_a_clear_message(build):
+    held = lock.acquire(build.state / "build.lock", timeout=5)
+    build.env["CHARTBUILD_LOCK_TIMEOUT"] = "0"
+    try:
+        result = build.run()
+    finally:
+        lock.release(held)
+    assert result.returncode != 0
+    assert f"pid {os.getpid()}" in result.task("export")["error"]
+    assert "build.lock" in result.task("export")["error"]
