@@ -17,10 +17,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from django.db import DatabaseError
 from django.template import Context, Engine
 
 from chartbuild import catalog, conf, lock, outputs
-from chartbuild.exceptions import ChartbuildError, ChartError
+from chartbuild.exceptions import ChartbuildError, ChartError, ExportError
 from chartbuild.exporter import Exporter
 from chartbuild.files import write_if_changed
 from chartbuild.registry import Declaration
@@ -38,7 +39,15 @@ def export(models: list[str]) -> tuple[str, ...]:
     """Take the build lock for the rest of the run, then export new events to stamps."""
     state_dir = conf.state_dir()
     lock.hold(state_dir, conf.lock_timeout())
-    result = Exporter(models, state_dir, using=conf.database()).run()
+    using = conf.database()
+    try:
+        result = Exporter(models, state_dir, using=using).run()
+    except DatabaseError as exc:
+        raise ExportError(
+            f"cannot read change events from database {using!r}: {exc}. "
+            "Check that the database is reachable and that `manage.py migrate` has been run "
+            "(mqueue's table holds the events). Nothing was exported; the next build retries."
+        ) from exc
     return result.changed
 
 

@@ -17,5 +17,9 @@ class ChartError(ChartbuildError):
     """A chart or number function failed or returned something unusable."""
 
 
+class ExportError(ChartbuildError):
+    """The change events could not be read (database unreachable, table missing)."""
+
+
 class LockTimeout(ChartbuildError):
     """Another build held the build lock for longer than we were willing to wait."""

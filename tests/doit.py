@@ -36,7 +36,7 @@ class Result:
     @property
     def executed(self) -> set[str]:
         """Tasks whose actions ran (successfully or not)."""
-        return {t["name"] for t in self.tasks if t["result"] in ("success", "fail")}
+        return {t["name"] for t in self.tasks if t["started"] is not None}
 
     @property
     def charts(self) -> set[str]:

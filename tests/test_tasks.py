@@ -3,6 +3,8 @@
 import json
 import os
 import re
+import subprocess
+import sys
 import time
 
 import pytest
@@ -10,7 +12,7 @@ from django.contrib.auth.models import User
 
 from chartbuild import lock
 from demo.shop.models import Order, Product
-from tests.doit import Build
+from tests.doit import REPO, Build
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -190,3 +192,28 @@ def test_with_no_wait_a_second_build_stops_with_a_clear_message(build):
     assert result.returncode != 0
     assert f"pid {os.getpid()}" in result.task("export")["error"]
     assert "build.lock" in result.task("export")["error"]
+
+
+def test_an_unmigrated_database_fails_the_export_with_a_hint(tmp_path):
+    b = Build(tmp_path)
+    b.env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    result = b.run()
+    assert result.returncode != 0
+    error = result.task("export")["error"]
+    assert "cannot read change events from database 'default'" in error
+    assert "manage.py migrate" in error
+    assert result.charts == set()
+
+
+def test_a_no_op_build_imports_neither_altair_nor_vl_convert(build):
+    program = (
+        "import json, sys\n"
+        "from doit.doit_cmd import DoitMain\n"
+        f"code = DoitMain().run(['-f', {str(REPO / 'dodo.py')!r}])\n"
+        "print(json.dumps([code, 'altair' in sys.modules, 'vl_convert' in sys.modules]),"
+        " file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], env=build.env, cwd=REPO, capture_output=True, text=True
+    )
+    assert json.loads(done.stderr.strip().splitlines()[-1]) == [0, False, False]

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ChartappConfig(AppConfig):
+    name = "tests.chartapp"
+    label = "chartapp"

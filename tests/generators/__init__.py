@@ -1,0 +1,1 @@
+"""Generator modules with mistakes in them, for the configuration checks."""

@@ -1,0 +1,6 @@
+from chartbuild import number
+
+
+@number(models=[])
+def lonely():
+    return 1

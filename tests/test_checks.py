@@ -1,0 +1,88 @@
+import pytest
+from django.core.checks import run_checks
+
+from chartbuild.checks import check_configuration
+
+
+@pytest.fixture(autouse=True)
+def state(settings, tmp_path):
+    settings.CHARTBUILD_STATE_DIR = tmp_path
+
+
+def messages(settings, *modules):
+    settings.CHARTBUILD_GENERATORS = [f"tests.generators.{m}" for m in modules]
+    return check_configuration()
+
+
+def only(found, check_id):
+    assert [m.id for m in found] == [check_id], found
+    return found[0]
+
+
+def test_a_good_configuration_passes(settings):
+    assert messages(settings, "good") == []
+
+
+def test_the_demo_configuration_passes():
+    assert [m for m in run_checks() if m.id.startswith("chartbuild")] == []
+
+
+def test_e001_a_generator_that_cannot_be_imported(settings):
+    found = only(messages(settings, "broken"), "chartbuild.E001")
+    assert "tests.generators.broken" in found.msg
+    assert "this generator is broken on purpose" in found.msg
+
+
+def test_e001_a_generator_that_does_not_exist(settings):
+    found = only(messages(settings, "missing"), "chartbuild.E001")
+    assert "tests.generators.missing" in found.msg
+
+
+def test_e002_a_name_that_is_not_a_safe_file_name(settings):
+    found = only(messages(settings, "bad_name"), "chartbuild.E002")
+    assert "bad_name.../escape" in found.msg and "safe file name" in found.msg
+
+
+def test_e003_two_charts_with_one_name(settings):
+    found = only(messages(settings, "duplicate"), "chartbuild.E003")
+    assert found.msg == "number duplicate.same is declared twice in tests.generators.duplicate"
+
+
+def test_e004_an_unknown_model(settings):
+    found = only(messages(settings, "unknown_model"), "chartbuild.E004")
+    assert found.msg == "number unknown_model.baskets reads unknown model 'shop.basket'"
+
+
+def test_e005_two_generators_with_one_name(settings):
+    settings.CHARTBUILD_GENERATORS = ["tests.generators.good", "tests.generators.good"]
+    found = only(check_configuration(), "chartbuild.E005")
+    assert "'good'" in found.msg
+
+
+def test_e006_a_chart_without_models(settings):
+    found = only(messages(settings, "no_models"), "chartbuild.E006")
+    assert "no_models.lonely declares no models" in found.msg
+
+
+def test_e007_generators_setting_of_the_wrong_type(settings):
+    settings.CHARTBUILD_GENERATORS = "tests.generators.good"
+    found = only(check_configuration(), "chartbuild.E007")
+    assert "CHARTBUILD_GENERATORS must be a list" in found.msg
+
+
+def test_e008_mqueue_not_installed(settings):
+    settings.INSTALLED_APPS = [a for a in settings.INSTALLED_APPS if a != "mqueue"]
+    found = only(check_configuration(), "chartbuild.E008")
+    assert "'mqueue' is not in INSTALLED_APPS" in found.msg
+
+
+def test_w001_a_model_mqueue_does_not_track(settings):
+    found = only(messages(settings, "untracked"), "chartbuild.W001")
+    assert "auth.group is read by untracked.groups" in found.msg
+    assert '("django.contrib.auth.models.Group", ["c", "u", "d"])' in found.hint
+
+
+def test_w001_a_model_tracked_without_deletes(settings):
+    settings.MQUEUE_AUTOREGISTER = [("django.contrib.auth.models.User", ["c", "u"])]
+    found = only(messages(settings, "good"), "chartbuild.W001")
+    assert "does not track its d events" in found.msg

@@ -1,0 +1,57 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from chartbuild import lock
+from chartbuild.exceptions import LockTimeout
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from chartbuild import lock
+lock.hold(Path(sys.argv[1]), timeout=5)
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.fixture
+def holder(tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout.readline().strip() == "held"
+    yield process
+    process.kill()
+    process.wait()
+
+
+def test_a_second_builder_is_told_who_holds_the_lock(tmp_path, holder):
+    with pytest.raises(LockTimeout) as error:
+        lock.acquire(tmp_path / "build.lock", timeout=0)
+    assert f"pid {holder.pid}" in str(error.value)
+    assert "CHARTBUILD_LOCK_TIMEOUT" in str(error.value)
+
+
+def test_a_killed_builder_leaves_no_stale_lock(tmp_path, holder):
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
+    handle = lock.acquire(tmp_path / "build.lock", timeout=1)
+    lock.release(handle)
+
+
+def test_a_waiting_builder_gets_the_lock_when_it_is_released(tmp_path, holder):
+    started = time.monotonic()
+    subprocess.Popen(["sh", "-c", f"sleep 0.5; kill {holder.pid}"])
+    handle = lock.acquire(tmp_path / "build.lock", timeout=10)
+    assert 0.4 < time.monotonic() - started < 5
+    lock.release(handle)
+
+
+def test_holding_twice_in_one_process_is_harmless(tmp_path):
+    lock.hold(tmp_path, timeout=0)
+    lock.hold(tmp_path, timeout=0)
