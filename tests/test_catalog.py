@@ -57,13 +57,14 @@ def test_an_edited_generator_is_read_again(settings, tmp_path, monkeypatch):
     (package / "__init__.py").write_text("")
     source = package / "gen.py"
     source.write_text(
-        "from chartbuild import number\n\n"
-        "@number(models=['auth.User'])\ndef one():\n    return 1\n"
+        "from chartbuild import number\n\n@number(models=['auth.User'])\ndef one():\n    return 1\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     settings.CHARTBUILD_GENERATORS = ["edited.gen"]
     assert [d.name for d in catalog.load().generator("gen").declarations] == ["one"]
-    source.write_text(source.read_text() + "\n@number(models=['auth.User'])\ndef two():\n    return 2\n")
+    source.write_text(
+        source.read_text() + "\n@number(models=['auth.User'])\ndef two():\n    return 2\n"
+    )
     assert [d.name for d in catalog.load().generator("gen").declarations] == ["one", "two"]
     assert catalog.function(catalog.load().generator("gen"), "two")() == 2
 
