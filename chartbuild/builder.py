@@ -108,6 +108,14 @@ def render_svg(where: str, spec: dict[str, Any]) -> str:
         raise ChartError(f"{where}: vl-convert cannot render its spec: {exc}") from exc
 
 
+def warm_up() -> None:
+    """Import Altair and start vl-convert's engine, so the first rebuild is as fast as the next."""
+    import altair  # noqa: F401
+    import vl_convert
+
+    vl_convert.vegalite_to_svg({"mark": "point", "data": {"values": [{}]}})
+
+
 def number_json(where: str, declaration: Declaration, value: Any, built_at: str) -> str:
     if isinstance(value, Decimal):
         value = float(value)

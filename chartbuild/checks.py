@@ -10,6 +10,7 @@
 | chartbuild.E006 | a chart or number declares no models |
 | chartbuild.E007 | ``CHARTBUILD_GENERATORS`` is not a list of dotted module paths |
 | chartbuild.E008 | ``mqueue`` is not in ``INSTALLED_APPS`` |
+| chartbuild.E009 | ``CHARTBUILD_HOOK`` is neither ``"signal"`` nor ``"build"`` |
 | chartbuild.W001 | a model a chart reads is not tracked by ``MQUEUE_AUTOREGISTER`` |
 """
 
@@ -25,6 +26,7 @@ from chartbuild import catalog
 from chartbuild.registry import model_label
 
 TRACKED_OPERATIONS = {"c", "u", "d"}
+HOOK_MODES = ("signal", "build")
 
 
 @register(Tags.compatibility)
@@ -36,6 +38,15 @@ def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
                 f"CHARTBUILD_GENERATORS must be a list of dotted module paths, not {generators!r}",
                 hint='For example CHARTBUILD_GENERATORS = ["myproject.charts"].',
                 id="chartbuild.E007",
+            )
+        ]
+    hook = getattr(settings, "CHARTBUILD_HOOK", "signal")
+    if hook not in HOOK_MODES:
+        return [
+            Error(
+                f"CHARTBUILD_HOOK must be one of {', '.join(map(repr, HOOK_MODES))}, not {hook!r}",
+                hint='"signal" wakes a running `doit auto`; "build" builds in the saving process.',
+                id="chartbuild.E009",
             )
         ]
     if not apps.is_installed("mqueue"):

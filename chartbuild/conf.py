@@ -8,6 +8,8 @@
 | ``CHARTBUILD_AUTODISCOVER`` | ``True`` | use ``<app>/charts.py`` of installed apps as generators |
 | ``CHARTBUILD_LOCK_TIMEOUT`` | ``600`` | seconds a build waits for another one to finish |
 | ``CHARTBUILD_DATABASE`` | ``"default"`` | the database alias holding the events table |
+| ``CHARTBUILD_HOOK`` | ``"signal"`` | after a commit the hook wakes ``doit auto``, or ``"build"`` |
+| ``CHARTBUILD_POLL_INTERVAL`` | ``2`` | seconds between two looks at the events table |
 
 Relative paths are taken from the working directory (doit runs in the folder of
 its ``dodo.py``).
@@ -51,3 +53,17 @@ def lock_timeout() -> float:
 def database() -> str:
     """Alias of the database with mqueue's events: ``CHARTBUILD_DATABASE``."""
     return str(getattr(settings, "CHARTBUILD_DATABASE", "default"))
+
+
+def hook_mode() -> str:
+    """What the mqueue hook does after a commit: ``CHARTBUILD_HOOK``, default ``"signal"``.
+
+    ``"signal"`` wakes a running ``doit auto``; ``"build"`` builds the affected
+    generators in the committing process.
+    """
+    return str(getattr(settings, "CHARTBUILD_HOOK", "signal"))
+
+
+def poll_interval() -> float:
+    """Seconds between two looks at the events table in ``doit auto``, default 2."""
+    return float(getattr(settings, "CHARTBUILD_POLL_INTERVAL", 2))

@@ -12,6 +12,8 @@ import fcntl
 import logging
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -34,6 +36,26 @@ def hold(state_dir: Path, timeout: float) -> None:
         return
     handle = acquire(path, timeout)
     _held[path] = handle
+
+
+@contextmanager
+def held(state_dir: Path, timeout: float) -> Iterator[None]:
+    """Hold the build lock of ``state_dir`` for the duration of a ``with`` block.
+
+    Inside it, :func:`hold` (called by the export task) is a no-op; on leaving it
+    the lock is released, so a long-lived process can build again later.
+    """
+    path = (state_dir / "build.lock").absolute()
+    if path in _held:
+        yield
+        return
+    handle = acquire(path, timeout)
+    _held[path] = handle
+    try:
+        yield
+    finally:
+        del _held[path]
+        release(handle)
 
 
 def acquire(path: Path, timeout: float) -> IO[str]:

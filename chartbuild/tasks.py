@@ -44,6 +44,11 @@ def _catalog() -> catalog.Catalog:
     return catalog.load()
 
 
+def reset() -> None:
+    """Forget the catalog read for the previous task load (a long-lived process builds again)."""
+    _catalog.cache_clear()
+
+
 def _run(action: Callable[..., Any], *args: Any) -> TaskFailed | dict[str, Any]:
     """Run a builder action; chartbuild's errors fail the task with their message."""
     try:
@@ -75,13 +80,13 @@ def task_export() -> Task:
 
 
 def task_charts() -> Iterator[Task]:
-    """One task per chart and number, named <generator>.<name>."""
+    """One task per chart and number, named <generator>.<name>; numbers (cheap) first."""
     cat = _catalog()
     state = conf.state_dir()
     for generator in cat.generators:
         if generator.error:
             continue
-        for declaration in generator.declarations:
+        for declaration in sorted(generator.declarations, key=lambda d: d.kind != "number"):
             name = builder.task_name(generator.name, declaration.name)
             doc = f"{declaration.title} ({declaration.kind}; reads {', '.join(declaration.models)})"
             problems = cat.problems_of(generator.name, declaration.name)

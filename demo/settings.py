@@ -124,7 +124,8 @@ MQUEUE_AUTOREGISTER = [
     ("demo.shop.models.Order", ["c", "u", "d"]),
 ]
 
-# chartbuild
+# chartbuild: its hook wakes a running `doit auto` as soon as a change commits.
+MQUEUE_HOOKS = {"chartbuild": {"path": "chartbuild.hooks"}}
 CHARTBUILD_GENERATORS = ["generators.users", "generators.shop"]
 CHARTBUILD_OUTPUT_DIR = Path(os.environ.get("CHARTBUILD_OUTPUT_DIR", BASE_DIR / "charts"))
 CHARTBUILD_STATE_DIR = Path(os.environ.get("CHARTBUILD_STATE_DIR", BASE_DIR / ".chartbuild"))

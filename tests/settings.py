@@ -23,3 +23,4 @@ if os.environ.get("CHARTBUILD_TEST_GENERATORS"):
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 CHARTBUILD_LOCK_TIMEOUT = float(os.environ.get("CHARTBUILD_LOCK_TIMEOUT", 600))
+CHARTBUILD_POLL_INTERVAL = float(os.environ.get("CHARTBUILD_POLL_INTERVAL", 2))

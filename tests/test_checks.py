@@ -86,3 +86,9 @@ def test_w001_a_model_tracked_without_deletes(settings):
     settings.MQUEUE_AUTOREGISTER = [("django.contrib.auth.models.User", ["c", "u"])]
     found = only(messages(settings, "good"), "chartbuild.W001")
     assert "does not track its d events" in found.msg
+
+
+def test_e009_an_unknown_hook_mode(settings):
+    settings.CHARTBUILD_HOOK = "later"
+    found = only(check_configuration(), "chartbuild.E009")
+    assert found.msg == "CHARTBUILD_HOOK must be one of 'signal', 'build', not 'later'"

@@ -1,0 +1,74 @@
+"""``doit auto [TASK ...]``: build, then rebuild whenever the data or the generators change.
+
+doit 0.37 ships no ``auto`` command; chartbuild registers this one through doit's
+``doit.COMMAND`` entry point, so it is there in every project that installs chartbuild.
+Builds run in this process (Django, Altair and vl-convert stay loaded), each under the
+build lock, which is released between builds. Ctrl-C and SIGTERM stop it: a build in
+progress is interrupted between two files, doit saves what it finished, and the lock
+goes with the process.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from doit.cmd_base import DodoTaskLoader, DoitCmdBase
+
+from chartbuild.runner import BuildResult
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+class Auto(DoitCmdBase):  # type: ignore[misc]
+    name = "auto"
+    doc_purpose = "build, then rebuild whenever model events, generators or dodo.py change"
+    doc_usage = "[TASK ...]"
+    doc_description = (
+        "Builds the selected tasks (default: all), then watches: the mqueue hook's signal "
+        "(at once), the events table (every CHARTBUILD_POLL_INTERVAL seconds), and the "
+        "generators' sources and dodo.py (the task graph is reloaded). Ctrl-C or SIGTERM stop it."
+    )
+    cmd_options = ()
+
+    def execute(self, params: Any, args: list[str]) -> int:
+        dodo = Path(params["dodoFile"]).absolute()
+        self.loader.setup(params)  # imports dodo.py, which sets Django up
+        from chartbuild import builder, catalog, conf, hooks, runner
+        from chartbuild.watcher import Watcher
+
+        def build() -> BuildResult:
+            return runner.build(args, loader=DodoTaskLoader(), loader_args=["-f", str(dodo)])
+
+        def sources() -> list[Path]:
+            return [dodo, *(g.path for g in catalog.load().generators if g.path)]
+
+        def reload(paths: set[Path]) -> None:
+            if dodo in paths:
+                sys.modules.pop(dodo.stem, None)
+
+        watcher = Watcher(
+            build,
+            sources=sources,
+            signal_file=hooks.signal_path(),
+            poll_interval=conf.poll_interval(),
+            out=self.outstream,
+            on_source_change=reload,
+        )
+        builder.warm_up()
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        self.outstream.write(
+            f"watching (poll every {conf.poll_interval():g} s); Ctrl-C or SIGTERM to stop\n"
+        )
+        self.outstream.flush()
+        try:
+            return watcher.run()
+        except KeyboardInterrupt:
+            self.outstream.write("stopped\n")
+            return 0
+        finally:
+            signal.signal(signal.SIGTERM, previous)

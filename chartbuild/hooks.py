@@ -1,0 +1,126 @@
+"""The django-mqueue hook: ``MQUEUE_HOOKS = {"chartbuild": {"path": "chartbuild.hooks"}}``.
+
+mqueue calls :func:`save` for every event it records, synchronously, before the
+transaction commits, and lets exceptions escape into the caller's ``save()``. So
+this hook:
+
+- ignores events of models no chart reads;
+- acts only after commit (``transaction.on_commit``): a rolled-back change does nothing;
+- registers one callback per transaction, however many events it holds;
+- never raises: failures are logged on the ``chartbuild.hooks`` logger.
+
+After commit it either *signals* (``CHARTBUILD_HOOK = "signal"``, the default): it
+touches ``<state>/signal``, which wakes a running ``doit auto`` at once; or *builds*
+(``"build"``): it builds the generators that read the changed models in this process,
+under the build lock, for a small site without a watcher.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from django.db import connections, transaction
+
+from chartbuild import conf
+
+logger = logging.getLogger(__name__)
+
+#: Attribute of a database connection holding the callback of its open transaction.
+PENDING = "_chartbuild_on_commit"
+
+
+def save(event: Any, config: Any = None) -> None:
+    """mqueue's hook entry point; never raises."""
+    try:
+        label = _watched_label(event)
+        if label is not None:
+            _after_commit(label, event._state.db or "default")
+    except Exception:
+        logger.exception("chartbuild hook failed for event %s; no rebuild was requested", event.pk)
+
+
+def signal_path() -> Path:
+    """The file the hook touches and ``doit auto`` watches."""
+    return conf.state_dir() / "signal"
+
+
+def signal() -> None:
+    """Wake a running ``doit auto``."""
+    path = signal_path()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.write(fd, b".")
+    finally:
+        os.close(fd)
+    if path.stat().st_size > 4096:
+        os.truncate(path, 0)
+
+
+@functools.cache
+def _watched(state_dir: Path) -> frozenset[str]:
+    from chartbuild import catalog
+
+    cat = catalog.load(state_dir)
+    return frozenset(cat.models())
+
+
+def _watched_label(event: Any) -> str | None:
+    if event.content_type_id is None:
+        return None
+    from django.contrib.contenttypes.models import ContentType
+
+    content_type = ContentType.objects.db_manager(event._state.db).get_for_id(
+        event.content_type_id
+    )
+    label = f"{content_type.app_label}.{content_type.model}"
+    return label if label in _watched(conf.state_dir()) else None
+
+
+def _after_commit(label: str, using: str) -> None:
+    connection = connections[using]
+    callback = getattr(connection, PENDING, None)
+    if callback is not None and any(item[1] is callback for item in connection.run_on_commit):
+        callback.models.add(label)
+        return
+    callback = _Callback({label})
+    setattr(connection, PENDING, callback)
+    transaction.on_commit(callback, using=using, robust=True)
+
+
+class _Callback:
+    """Runs once when the transaction that created it commits."""
+
+    def __init__(self, models: set[str]) -> None:
+        self.models = models
+
+    def __call__(self) -> None:
+        try:
+            _act(sorted(self.models))
+        except Exception:
+            logger.exception("chartbuild hook could not request a rebuild of %s", self.models)
+
+
+def _act(models: list[str]) -> None:
+    mode = conf.hook_mode()
+    if mode == "build":
+        _build(models)
+    else:
+        signal()
+
+
+def _build(models: list[str]) -> None:
+    from chartbuild import catalog, runner
+
+    cat = catalog.load()
+    generators = sorted(
+        {g.name for g in cat.generators for d in g.declarations if set(d.models) & set(models)}
+    )
+    result = runner.build([f"gen:{g}" for g in generators])
+    if not result.ok:
+        logger.error("chartbuild: %s\n%s", result.summary(), result.failure_report())
+    else:
+        logger.info("chartbuild: %s", result.summary())

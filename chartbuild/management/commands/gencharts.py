@@ -1,0 +1,65 @@
+"""``manage.py gencharts [-s MINUTES] [-q]``: build every chart, once or every N minutes."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from chartbuild import runner
+from chartbuild.exceptions import ChartbuildError
+
+
+def minutes(value: str) -> float:
+    """``5``, ``0.5`` or ``=5`` (as in ``-s=5``): a positive number of minutes."""
+    number = float(value.lstrip("="))
+    if number <= 0:
+        raise ValueError(value)
+    return number
+
+
+class Command(BaseCommand):
+    help = "Export new model change events and build every chart and number that is out of date."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "-s",
+            "--schedule",
+            type=minutes,
+            metavar="MINUTES",
+            help="build again every MINUTES minutes until stopped (Ctrl-C or SIGTERM)",
+        )
+        parser.add_argument(
+            "-q", "--quiet", action="store_true", help="print nothing unless a chart fails"
+        )
+
+    def handle(self, *args: Any, schedule: float | None, quiet: bool, **options: Any) -> None:
+        if schedule is None:
+            result = self.build_once(quiet)
+            if not result.ok:
+                raise CommandError(f"chart build failed: {result.summary()}")
+            return
+        stop = threading.Event()
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+        try:
+            while not stop.is_set():
+                self.build_once(quiet)
+                stop.wait(schedule * 60)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def build_once(self, quiet: bool) -> runner.BuildResult:
+        try:
+            result = runner.build()
+        except ChartbuildError as exc:
+            raise CommandError(str(exc)) from exc
+        if not result.ok:
+            self.stderr.write(result.summary())
+            self.stderr.write(result.failure_report())
+        elif not quiet:
+            self.stdout.write(result.summary())
+        return result

@@ -1,0 +1,157 @@
+"""The watcher behind ``doit auto``: build, then build again whenever something changes.
+
+A build is started by any of:
+- the hook's signal file (``<state>/signal``), watched with watchdog: a commit wakes it at once;
+- a timer every ``CHARTBUILD_POLL_INTERVAL`` seconds: the export step finds events written
+  by processes and machines without the hook;
+- a change of a watched source file (generators, ``dodo.py``): the task graph is reloaded.
+
+Bursts are coalesced: after the first trigger the watcher waits until nothing has
+happened for ``quiet`` seconds (at most ``max_delay`` seconds) and then builds once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import IO
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from chartbuild.exceptions import ChartbuildError
+from chartbuild.runner import BuildResult
+
+logger = logging.getLogger(__name__)
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, watcher: Watcher) -> None:
+        self.watcher = watcher
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        for path in (event.src_path, getattr(event, "dest_path", "")):
+            if path:
+                self.watcher.notice(Path(str(path)))
+
+
+class Watcher:
+    """Runs ``build`` once, then again after every trigger, until :meth:`stop`."""
+
+    def __init__(
+        self,
+        build: Callable[[], BuildResult],
+        *,
+        sources: Callable[[], Iterable[Path]],
+        signal_file: Path,
+        poll_interval: float,
+        out: IO[str],
+        on_source_change: Callable[[set[Path]], None] = lambda paths: None,
+        quiet: float = 0.05,
+        max_delay: float = 1.0,
+    ) -> None:
+        self.build = build
+        self.sources = sources
+        self.signal_file = signal_file.absolute()
+        self.poll_interval = poll_interval
+        self.out = out
+        self.on_source_change = on_source_change
+        self.quiet = quiet
+        self.max_delay = max_delay
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._reasons: set[str] = set()
+        self._changed: set[Path] = set()
+        self._last = 0.0
+        self._watched: set[Path] = set()
+        self._folders: set[Path] = set()
+        self._observer = Observer()
+        self.builds = 0
+
+    def notice(self, path: Path) -> None:
+        """Called by watchdog's thread for every file event in a watched folder."""
+        path = path.absolute()
+        if path == self.signal_file:
+            self._trigger("signal")
+        elif path in self._watched:
+            with self._lock:
+                self._changed.add(path)
+            self._trigger(f"{path.name} changed")
+
+    def _trigger(self, reason: str) -> None:
+        with self._lock:
+            self._reasons.add(reason)
+            self._last = time.monotonic()
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def run(self) -> int:
+        """Build, then watch until stopped. Returns 0."""
+        self.signal_file.parent.mkdir(parents=True, exist_ok=True)
+        self._observer.start()
+        try:
+            self._build_and_report({"start"})
+            while not self._stop.is_set():
+                woken = self._wake.wait(self.poll_interval)
+                if self._stop.is_set():
+                    break
+                if woken:
+                    self._settle()
+                with self._lock:
+                    reasons, self._reasons = self._reasons or {"poll"}, set()
+                    changed, self._changed = self._changed, set()
+                    self._wake.clear()
+                if changed:
+                    self.on_source_change(changed)
+                self._build_and_report(reasons)
+        finally:
+            self._observer.stop()
+            self._observer.join(1)
+        return 0
+
+    def _settle(self) -> None:
+        """Wait for a burst of triggers to end (or ``max_delay`` to pass)."""
+        first = time.monotonic()
+        while not self._stop.is_set():
+            with self._lock:
+                idle = time.monotonic() - self._last
+            if idle >= self.quiet or time.monotonic() - first >= self.max_delay:
+                return
+            time.sleep(min(self.quiet - idle, 0.05) if idle < self.quiet else 0)
+
+    def _build_and_report(self, reasons: set[str]) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        why = ", ".join(sorted(reasons))
+        try:
+            result = self.build()
+        except ChartbuildError as exc:
+            self.out.write(f"[{stamp}] {why}: build not run: {exc}\n")
+            self.out.flush()
+            return
+        finally:
+            self._watch(self.sources())
+        self.builds += 1
+        if result.charts or result.failures or result.errors or result.code or "start" in reasons:
+            self.out.write(f"[{stamp}] {why}: {result.summary()}\n")
+            report = result.failure_report()
+            if report:
+                self.out.write(report.rstrip() + "\n")
+            self.out.flush()
+
+    def _watch(self, sources: Iterable[Path]) -> None:
+        """Watch the folders of ``sources`` and of the signal file (each once)."""
+        wanted = {p.absolute() for p in sources}
+        folders = {p.parent for p in wanted} | {self.signal_file.parent}
+        with self._lock:
+            self._watched = wanted
+        for folder in folders - self._folders:
+            if folder.is_dir():
+                self._observer.schedule(_Handler(self), str(folder), recursive=False)
+                self._folders.add(folder)
