@@ -149,7 +149,7 @@ def load(state_dir: Path | None = None, *, use_cache: bool = True) -> Catalog:
             cache = json.loads(cache_path.read_text())
             if cache.get("version") != CACHE_VERSION:
                 cache = {}
-        except (FileNotFoundError, ValueError):
+        except (OSError, ValueError):
             cache = {}
     entries: dict[str, Any] = {}
     generators = []

@@ -236,7 +236,7 @@ class Exporter:
         cursor.window = window
         write_if_changed(self.cursor_path, cursor.dumps())
         if changed:
-            logger.info("new events for %s", ", ".join(changed))
+            logger.debug("new events for %s", ", ".join(changed))
         return ExportResult(changed=tuple(changed), stamps=stamps)
 
     def _database_identity(self) -> str:

@@ -1,0 +1,161 @@
+"""`doit auto`, for real: a watcher process, changes from this process, files on disk."""
+
+import fcntl
+import json
+import queue
+import signal
+import subprocess
+import threading
+import time
+
+import mqueue.hooks
+import pytest
+from django.contrib.auth.models import User
+
+from demo.shop.models import Product
+from tests.doit import DOIT, REPO, Build
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class Auto:
+    """A running `doit auto`, its output lines collected as they come."""
+
+    def __init__(self, build: Build) -> None:
+        self.build = build
+        self.process = subprocess.Popen(
+            [DOIT, "-f", str(REPO / "dodo.py"), "auto"],
+            env=build.env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def wait_for(self, text: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            self.seen.append(line)
+            if text in line:
+                return line
+        raise AssertionError(f"no line with {text!r} within {timeout} s; got {self.seen}")
+
+    def stop(self) -> float:
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(10)
+        return time.monotonic() - started
+
+
+@pytest.fixture
+def auto(settings, tmp_path):
+    Product.objects.create(name="Dune", category="books", price="9.50")
+    User.objects.create(username="first")
+    build = Build(tmp_path)
+    build.copy_demo_generators()
+    build.env["CHARTBUILD_POLL_INTERVAL"] = "1"
+    settings.CHARTBUILD_STATE_DIR = build.state  # where this process's hook signals
+    watcher = Auto(build)
+    watcher.wait_for("start:")
+    yield watcher
+    if watcher.process.poll() is None:
+        watcher.stop()
+
+
+def users(build: Build) -> int:
+    return json.loads((build.out / "users" / "total_users.json").read_text())["value"]
+
+
+def wait_until(condition, timeout: float) -> float:
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"not within {timeout} s")
+        time.sleep(0.01)
+    return time.monotonic() - started
+
+
+def building(build: Build) -> bool:
+    """Whether a build holds the build lock right now."""
+    with open(build.state / "build.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+def shop_mtimes(build: Build) -> dict:
+    return {p: p.stat().st_mtime_ns for p in (build.out / "shop").iterdir()}
+
+
+def test_a_new_user_reaches_the_users_outputs_within_two_seconds(auto):
+    shop = shop_mtimes(auto.build)
+    User.objects.create(username="second")
+    wait_until(lambda: users(auto.build) == 2, timeout=2)
+    line = auto.wait_for("rebuilt", timeout=5)
+    assert "signal" in line and "users.total_users" in line and "shop." not in line
+    assert shop_mtimes(auto.build) == shop
+
+
+def test_without_the_hook_polling_finds_the_change(auto, monkeypatch):
+    monkeypatch.setattr(mqueue.hooks, "HOOKS", {})
+    shop = shop_mtimes(auto.build)
+    User.objects.create(username="unsignalled")
+    wait_until(lambda: users(auto.build) == 2, timeout=1 + 2)
+    line = auto.wait_for("rebuilt", timeout=5)
+    assert "poll" in line and "shop." not in line
+    assert shop_mtimes(auto.build) == shop
+
+
+def test_editing_a_generator_rebuilds_it_and_a_new_chart_appears(auto):
+    source = auto.build.gens / "users.py"
+    source.write_text(
+        source.read_text()
+        + "\n\n@number(models=[User], label='Staff', unit='people')\n"
+        "def staff():\n    return User.objects.filter(is_staff=True).count()\n"
+    )
+    line = auto.wait_for("users.staff", timeout=10)
+    assert "users.py changed" in line or "poll" in line
+    assert json.loads((auto.build.out / "users" / "staff.json").read_text())["value"] == 0
+    assert "users/staff.json" in (auto.build.out / "manifest.json").read_text()
+
+
+def test_sigterm_stops_it_at_once_and_leaves_nothing_half_done(auto):
+    for i in range(30):
+        User.objects.create(username=f"burst{i}")
+    wait_until(lambda: building(auto.build), timeout=5)  # stop it in the middle of a build
+    assert auto.stop() < 1
+    leftovers = [p for p in auto.build.out.rglob("*") if p.name.endswith(".tmp")]
+    assert leftovers == []
+    auto.build.env["CHARTBUILD_LOCK_TIMEOUT"] = "0"  # the lock must be free now
+    after = auto.build.run()
+    assert after.returncode == 0
+    assert users(auto.build) == 31
+
+
+def test_a_burst_of_saves_gives_one_or_two_builds(auto):
+    started = time.monotonic()
+    while time.monotonic() - started < 1:
+        User.objects.create(username=f"b{time.monotonic_ns()}")
+    total = User.objects.count()
+    wait_until(lambda: users(auto.build) == total, timeout=5)
+    time.sleep(1.5)
+    builds = [line for line in auto.seen if "rebuilt" in line]
+    while not auto.lines.empty():
+        line = auto.lines.get()
+        if "rebuilt" in line:
+            builds.append(line)
+    assert 1 <= len(builds) <= 2, builds

@@ -1,0 +1,100 @@
+import json
+import logging
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.db import transaction
+from mqueue.models import MEvent
+
+from chartbuild import hooks
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def state(settings, tmp_path):
+    settings.CHARTBUILD_STATE_DIR = tmp_path / "state"
+    settings.CHARTBUILD_OUTPUT_DIR = tmp_path / "charts"
+    (tmp_path / "state").mkdir()
+    return tmp_path / "state"
+
+
+def signals(state) -> int:
+    """How many times the hook signalled (it appends one byte each time)."""
+    path = state / "signal"
+    return path.stat().st_size if path.exists() else 0
+
+
+def test_one_signal_per_transaction_however_many_saves(state):
+    with transaction.atomic():
+        for i in range(20):
+            User.objects.create(username=f"u{i}")
+        assert signals(state) == 0  # nothing before commit
+    assert signals(state) == 1
+
+
+def test_each_autocommitted_save_signals_once(state):
+    User.objects.create(username="a")
+    User.objects.create(username="b")
+    assert signals(state) == 2
+
+
+def test_a_rolled_back_change_signals_nothing(state):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        User.objects.create(username="ghost")
+        raise RuntimeError("roll back")
+    assert signals(state) == 0
+    User.objects.create(username="real")  # the next transaction still signals
+    assert signals(state) == 1
+
+
+def test_a_rolled_back_savepoint_does_not_swallow_the_next_change(state):
+    with transaction.atomic():
+        with pytest.raises(RuntimeError), transaction.atomic():
+            User.objects.create(username="ghost")
+            raise RuntimeError("roll back the savepoint")
+        User.objects.create(username="kept")
+    assert signals(state) == 1
+
+
+def test_events_of_models_no_chart_reads_are_ignored(state):
+    MEvent.objects.create(model=Group, name="a group changed")
+    MEvent.objects.create(name="no model at all")
+    assert signals(state) == 0
+
+
+def test_a_hook_that_cannot_signal_does_not_break_the_save(settings, tmp_path, caplog):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    settings.CHARTBUILD_STATE_DIR = blocker
+    with caplog.at_level(logging.ERROR, logger="chartbuild.hooks"):
+        user = User.objects.create(username="saved")
+    assert User.objects.filter(pk=user.pk).exists()
+    assert "could not request a rebuild" in caplog.text
+
+
+def test_build_mode_builds_the_affected_generator_after_commit(settings, state):
+    settings.CHARTBUILD_HOOK = "build"
+    out = settings.CHARTBUILD_OUTPUT_DIR
+    with transaction.atomic():
+        User.objects.create(username="ada")
+        assert not (out / "users").exists()
+    total = json.loads((out / "users" / "total_users.json").read_text())
+    assert total["value"] == 1
+    assert (out / "users" / "index.html").exists()
+    assert not (out / "shop").exists()
+
+
+def test_build_mode_never_raises_into_the_save(settings, state, caplog):
+    settings.CHARTBUILD_HOOK = "build"
+    settings.CHARTBUILD_LOCK_TIMEOUT = 0
+    from chartbuild import lock
+
+    held = lock.acquire(state / "build.lock", timeout=1)
+    try:
+        with caplog.at_level(logging.ERROR, logger="chartbuild.hooks"):
+            User.objects.create(username="blocked")
+    finally:
+        lock.release(held)
+    assert User.objects.filter(username="blocked").exists()
+    assert "build.lock" in caplog.text
