@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         cursor.execute(
             "INSERT INTO mqueue_mevent (content_type_id, obj_pk, name, url, admin_url, notes,"
             " date_posted, event_class, request, bucket, data, scope)"
-            f" SELECT CASE n %% 3 WHEN 0 THEN {types[0]} WHEN 1 THEN {types[1]} ELSE {types[2]} END,"
+            f" SELECT CASE n %% 3 WHEN 0 THEN {types[0]} WHEN 1 THEN {types[1]}"
+            f" ELSE {types[2]} END,"
             " n, 'bench', '', '', '', CURRENT_TIMESTAMP, 'Object edited', '', '', '{}', 'superuser'"
             f" FROM {series}",
             [args.events],

@@ -73,9 +73,7 @@ def _watched_label(event: Any) -> str | None:
         return None
     from django.contrib.contenttypes.models import ContentType
 
-    content_type = ContentType.objects.db_manager(event._state.db).get_for_id(
-        event.content_type_id
-    )
+    content_type = ContentType.objects.db_manager(event._state.db).get_for_id(event.content_type_id)
     label = f"{content_type.app_label}.{content_type.model}"
     return label if label in _watched(conf.state_dir()) else None
 

@@ -126,9 +126,7 @@ def build(
     started = time.perf_counter()
     wait = conf.lock_timeout() if timeout is None else timeout
     with lock.held(conf.state_dir(), wait):
-        main = DoitMain(
-            loader or default_loader(), extra_config={"run": {"reporter": reporter}}
-        )
+        main = DoitMain(loader or default_loader(), extra_config={"run": {"reporter": reporter}})
         code = main.run([*loader_args, "run", *task_names])
     return BuildResult(
         code=code,

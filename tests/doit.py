@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -99,6 +100,15 @@ class Build:
         if json_report and stdout.strip().startswith("{"):
             result.tasks = json.loads(stdout)["tasks"]
         return result
+
+    def break_function(self, generator: str, function: str, statement: str) -> None:
+        """Make ``function`` of the copied generator run ``statement`` first (e.g. raise)."""
+        source = self.gens / f"{generator}.py"
+        text = source.read_text()
+        pattern = rf'(def {function}\(.*?"""\n)'
+        broken = re.sub(pattern, rf"\g<1>    {statement}\n", text, count=1, flags=re.S)
+        assert broken != text, f"no documented function {function} in {source}"
+        source.write_text(broken)
 
     def manifest(self) -> list[dict[str, Any]]:
         return json.loads((self.out / "manifest.json").read_text())["entries"]

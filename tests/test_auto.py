@@ -123,8 +123,7 @@ def test_without_the_hook_polling_finds_the_change(auto, monkeypatch):
 def test_editing_a_generator_rebuilds_it_and_a_new_chart_appears(auto):
     source = auto.build.gens / "users.py"
     source.write_text(
-        source.read_text()
-        + "\n\n@number(models=[User], label='Staff', unit='people')\n"
+        source.read_text() + "\n\n@number(models=[User], label='Staff', unit='people')\n"
         "def staff():\n    return User.objects.filter(is_staff=True).count()\n"
     )
     line = auto.wait_for("users.staff", timeout=10)

@@ -6,8 +6,6 @@ from django.contrib.auth.models import Group, User
 from django.db import transaction
 from mqueue.models import MEvent
 
-from chartbuild import hooks
-
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
