@@ -1,5 +1,25 @@
-"""chartbuild: charts as make targets of Django model changes."""
+"""chartbuild: Django charts and key numbers as make-style targets of model changes.
 
+Declare charts and numbers in a generator module with :func:`chart` and :func:`number`;
+``chartbuild.tasks`` gives doit the task graph; ``chartbuild.runner.build`` runs it from
+Python.
+"""
+
+from chartbuild.exceptions import (
+    ChartbuildError,
+    ChartError,
+    ExportError,
+    GeneratorError,
+    LockTimeout,
+)
 from chartbuild.registry import chart, number
 
-__all__ = ["chart", "number"]
+__all__ = [
+    "ChartError",
+    "ChartbuildError",
+    "ExportError",
+    "GeneratorError",
+    "LockTimeout",
+    "chart",
+    "number",
+]

@@ -38,7 +38,7 @@ class Auto(DoitCmdBase):  # type: ignore[misc]
     def execute(self, params: Any, args: list[str]) -> int:
         dodo = Path(params["dodoFile"]).absolute()
         self.loader.setup(params)  # imports dodo.py, which sets Django up
-        from chartbuild import builder, catalog, conf, hooks, runner
+        from chartbuild import builder, catalog, conf, runner, wakeup
         from chartbuild.watcher import Watcher
 
         def build() -> BuildResult:
@@ -51,10 +51,18 @@ class Auto(DoitCmdBase):  # type: ignore[misc]
             if dodo in paths:
                 sys.modules.pop(dodo.stem, None)
 
+        try:
+            listener: wakeup.Listener | None = wakeup.Listener(conf.state_dir())
+        except OSError as exc:
+            listener = None
+            self.outstream.write(
+                f"another watcher already listens for this state directory ({exc}); "
+                "this one relies on polling\n"
+            )
         watcher = Watcher(
             build,
             sources=sources,
-            signal_file=hooks.signal_path(),
+            listener=listener,
             poll_interval=conf.poll_interval(),
             out=self.outstream,
             on_source_change=reload,

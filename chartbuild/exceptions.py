@@ -5,10 +5,6 @@ class ChartbuildError(Exception):
     """Base class of chartbuild's errors."""
 
 
-class ConfigurationError(ChartbuildError):
-    """A setting, generator or declaration is wrong."""
-
-
 class GeneratorError(ChartbuildError):
     """A generator module could not be imported."""
 

@@ -10,7 +10,7 @@ this hook:
 - never raises: failures are logged on the ``chartbuild.hooks`` logger.
 
 After commit it either *signals* (``CHARTBUILD_HOOK = "signal"``, the default): it
-touches ``<state>/signal``, which wakes a running ``doit auto`` at once; or *builds*
+sends one datagram that wakes a running ``doit auto`` at once; or *builds*
 (``"build"``): it builds the generators that read the changed models in this process,
 under the build lock, for a small site without a watcher.
 """
@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 from django.db import connections, transaction
 
-from chartbuild import conf
+from chartbuild import conf, wakeup
 
 logger = logging.getLogger(__name__)
 
@@ -43,21 +42,9 @@ def save(event: Any, config: Any = None) -> None:
         logger.exception("chartbuild hook failed for event %s; no rebuild was requested", event.pk)
 
 
-def signal_path() -> Path:
-    """The file the hook touches and ``doit auto`` watches."""
-    return conf.state_dir() / "signal"
-
-
 def signal() -> None:
-    """Wake a running ``doit auto``."""
-    path = signal_path()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        os.write(fd, b".")
-    finally:
-        os.close(fd)
-    if path.stat().st_size > 4096:
-        os.truncate(path, 0)
+    """Wake a running ``doit auto`` (see :mod:`chartbuild.wakeup`); no-op without one."""
+    wakeup.send(conf.state_dir())
 
 
 @functools.cache

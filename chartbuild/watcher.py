@@ -1,10 +1,12 @@
 """The watcher behind ``doit auto``: build, then build again whenever something changes.
 
 A build is started by any of:
-- the hook's signal file (``<state>/signal``), watched with watchdog: a commit wakes it at once;
-- a timer every ``CHARTBUILD_POLL_INTERVAL`` seconds: the export step finds events written
-  by processes and machines without the hook;
-- a change of a watched source file (generators, ``dodo.py``): the task graph is reloaded.
+- a wake-up from the hook (:mod:`chartbuild.wakeup`): a commit wakes it at once;
+- a timer: a build starts at most ``CHARTBUILD_POLL_INTERVAL`` seconds after the previous
+  one started, and its export step finds events written by processes and machines
+  without the hook;
+- a change of a watched source file (generators, ``dodo.py``), seen by watchdog: the
+  task graph is reloaded.
 
 Bursts are coalesced: after the first trigger the watcher waits until nothing has
 happened for ``quiet`` seconds (at most ``max_delay`` seconds) and then builds once.
@@ -24,6 +26,7 @@ from watchdog.observers import Observer
 
 from chartbuild.exceptions import ChartbuildError
 from chartbuild.runner import BuildResult
+from chartbuild.wakeup import Listener
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +49,7 @@ class Watcher:
         build: Callable[[], BuildResult],
         *,
         sources: Callable[[], Iterable[Path]],
-        signal_file: Path,
+        listener: Listener | None,
         poll_interval: float,
         out: IO[str],
         on_source_change: Callable[[set[Path]], None] = lambda paths: None,
@@ -55,7 +58,7 @@ class Watcher:
     ) -> None:
         self.build = build
         self.sources = sources
-        self.signal_file = signal_file.absolute()
+        self.listener = listener
         self.poll_interval = poll_interval
         self.out = out
         self.on_source_change = on_source_change
@@ -75,9 +78,7 @@ class Watcher:
     def notice(self, path: Path) -> None:
         """Called by watchdog's thread for every file event in a watched folder."""
         path = path.absolute()
-        if path == self.signal_file:
-            self._trigger("signal")
-        elif path in self._watched:
+        if path in self._watched:
             with self._lock:
                 self._changed.add(path)
             self._trigger(f"{path.name} changed")
@@ -94,12 +95,14 @@ class Watcher:
 
     def run(self) -> int:
         """Build, then watch until stopped. Returns 0."""
-        self.signal_file.parent.mkdir(parents=True, exist_ok=True)
         self._observer.start()
+        if self.listener is not None:
+            self.listener.serve(lambda: self._trigger("signal"))
         try:
+            started = time.monotonic()
             self._build_and_report({"start"})
             while not self._stop.is_set():
-                woken = self._wake.wait(self.poll_interval)
+                woken = self._wake.wait(max(0.0, started + self.poll_interval - time.monotonic()))
                 if self._stop.is_set():
                     break
                 if woken:
@@ -110,8 +113,11 @@ class Watcher:
                     self._wake.clear()
                 if changed:
                     self.on_source_change(changed)
+                started = time.monotonic()
                 self._build_and_report(reasons)
         finally:
+            if self.listener is not None:
+                self.listener.close()
             self._observer.stop()
             self._observer.join(1)
         return 0
@@ -146,9 +152,9 @@ class Watcher:
             self.out.flush()
 
     def _watch(self, sources: Iterable[Path]) -> None:
-        """Watch the folders of ``sources`` and of the signal file (each once)."""
+        """Watch the folders of ``sources`` (each once)."""
         wanted = {p.absolute() for p in sources}
-        folders = {p.parent for p in wanted} | {self.signal_file.parent}
+        folders = {p.parent for p in wanted}
         with self._lock:
             self._watched = wanted
         for folder in folders - self._folders:

@@ -6,6 +6,8 @@ from django.contrib.auth.models import Group, User
 from django.db import transaction
 from mqueue.models import MEvent
 
+from chartbuild import wakeup
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -17,54 +19,67 @@ def state(settings, tmp_path):
     return tmp_path / "state"
 
 
-def signals(state) -> int:
-    """How many times the hook signalled (it appends one byte each time)."""
-    path = state / "signal"
-    return path.stat().st_size if path.exists() else 0
+@pytest.fixture
+def listener(state):
+    """Stands where a running `doit auto` would: receives the hook's wake-ups."""
+    listening = wakeup.Listener(state)
+    yield listening
+    listening.close()
 
 
-def test_one_signal_per_transaction_however_many_saves(state):
+def signals(listener) -> int:
+    """How many wake-ups the hook sent since the last call."""
+    return listener.pending()
+
+
+def test_one_signal_per_transaction_however_many_saves(listener):
     with transaction.atomic():
         for i in range(20):
             User.objects.create(username=f"u{i}")
-        assert signals(state) == 0  # nothing before commit
-    assert signals(state) == 1
+        assert signals(listener) == 0  # nothing before commit
+    assert signals(listener) == 1
 
 
-def test_each_autocommitted_save_signals_once(state):
+def test_each_autocommitted_save_signals_once(listener):
     User.objects.create(username="a")
     User.objects.create(username="b")
-    assert signals(state) == 2
+    assert signals(listener) == 2
 
 
-def test_a_rolled_back_change_signals_nothing(state):
+def test_a_rolled_back_change_signals_nothing(listener):
     with pytest.raises(RuntimeError), transaction.atomic():
         User.objects.create(username="ghost")
         raise RuntimeError("roll back")
-    assert signals(state) == 0
+    assert signals(listener) == 0
     User.objects.create(username="real")  # the next transaction still signals
-    assert signals(state) == 1
+    assert signals(listener) == 1
 
 
-def test_a_rolled_back_savepoint_does_not_swallow_the_next_change(state):
+def test_a_rolled_back_savepoint_does_not_swallow_the_next_change(listener):
     with transaction.atomic():
         with pytest.raises(RuntimeError), transaction.atomic():
             User.objects.create(username="ghost")
             raise RuntimeError("roll back the savepoint")
         User.objects.create(username="kept")
-    assert signals(state) == 1
+    assert signals(listener) == 1
 
 
-def test_events_of_models_no_chart_reads_are_ignored(state):
+def test_events_of_models_no_chart_reads_are_ignored(listener):
     MEvent.objects.create(model=Group, name="a group changed")
     MEvent.objects.create(name="no model at all")
-    assert signals(state) == 0
+    assert signals(listener) == 0
 
 
-def test_a_hook_that_cannot_signal_does_not_break_the_save(settings, tmp_path, caplog):
+def test_with_no_watcher_signalling_is_a_quiet_no_op(state, caplog):
+    with caplog.at_level(logging.DEBUG, logger="chartbuild"):
+        User.objects.create(username="alone")
+    assert caplog.text == ""
+
+
+def test_a_hook_that_cannot_signal_does_not_break_the_save(state, tmp_path, monkeypatch, caplog):
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
-    settings.CHARTBUILD_STATE_DIR = blocker
+    monkeypatch.setattr(wakeup, "address", lambda state_dir: str(blocker / "socket"))
     with caplog.at_level(logging.ERROR, logger="chartbuild.hooks"):
         user = User.objects.create(username="saved")
     assert User.objects.filter(pk=user.pk).exists()
