@@ -29,7 +29,7 @@ class Auto(DoitCmdBase):  # type: ignore[misc]
     doc_purpose = "build, then rebuild whenever model events, generators or dodo.py change"
     doc_usage = "[TASK ...]"
     doc_description = (
-        "Builds the selected tasks (default: all), then watches: the mqueue hook's signal "
+        "Builds the selected tasks (default: all), then watches: the mqueue hook's wake-ups "
         "(at once), the events table (every CHARTBUILD_POLL_INTERVAL seconds), and the "
         "generators' sources and dodo.py (the task graph is reloaded). Ctrl-C or SIGTERM stop it."
     )

@@ -47,12 +47,19 @@ def signal() -> None:
     wakeup.send(conf.state_dir())
 
 
-@functools.cache
-def _watched(state_dir: Path) -> frozenset[str]:
+@functools.lru_cache(maxsize=4)
+def _watched(state_dir: Path, catalog_mtime: int) -> frozenset[str]:
     from chartbuild import catalog
 
-    cat = catalog.load(state_dir)
-    return frozenset(cat.models())
+    return frozenset(catalog.load(state_dir).models())
+
+
+def _catalog_mtime(state_dir: Path) -> int:
+    """Changes when a build has seen the generators change, so the hook reads them again."""
+    try:
+        return (state_dir / "catalog.json").stat().st_mtime_ns
+    except OSError:
+        return 0
 
 
 def _watched_label(event: Any) -> str | None:
@@ -62,7 +69,8 @@ def _watched_label(event: Any) -> str | None:
 
     content_type = ContentType.objects.db_manager(event._state.db).get_for_id(event.content_type_id)
     label = f"{content_type.app_label}.{content_type.model}"
-    return label if label in _watched(conf.state_dir()) else None
+    state_dir = conf.state_dir()
+    return label if label in _watched(state_dir, _catalog_mtime(state_dir)) else None
 
 
 def _after_commit(label: str, using: str) -> None:
