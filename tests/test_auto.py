@@ -130,13 +130,19 @@ def test_without_the_hook_polling_finds_the_change(auto, monkeypatch):
 def test_editing_a_generator_rebuilds_it_and_a_new_chart_appears(auto):
     source = auto.build.gens / "users.py"
     source.write_text(
-        source.read_text() + "\n\n@number(models=[User], label='Staff', unit='people')\n"
-        "def staff():\n    return User.objects.filter(is_staff=True).count()\n"
+        source.read_text()
+        + "\n\n@chart(models=[User], title='Staff or not')\n"
+        "def staff_share():\n"
+        "    rows = list(User.objects.values('is_staff').annotate(n=Count('id')).order_by())\n"
+        "    return {'data': {'values': rows}, 'mark': 'bar',\n"
+        "            'encoding': {'x': {'field': 'is_staff', 'type': 'nominal'},\n"
+        "                         'y': {'field': 'n', 'type': 'quantitative'}}}\n"
     )
-    line = auto.wait_for("users.staff", timeout=10)
+    line = auto.wait_for("users.staff_share", timeout=10)
     assert "users.py changed" in line
-    assert json.loads((auto.build.out / "users" / "staff.json").read_text())["value"] == 0
-    assert "users/staff.json" in (auto.build.out / "manifest.json").read_text()
+    assert (auto.build.out / "users" / "staff_share.svg").read_text().startswith("<svg")
+    assert "users.staff_share" in (auto.build.out / "manifest.json").read_text()
+    assert 'id="chart-staff_share"' in (auto.build.out / "users" / "index.html").read_text()
 
 
 def test_sigterm_stops_it_at_once_and_leaves_nothing_half_done(auto):
