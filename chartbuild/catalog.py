@@ -26,7 +26,7 @@ from django.apps import apps
 from chartbuild import conf
 from chartbuild.exceptions import GeneratorError
 from chartbuild.files import write_if_changed
-from chartbuild.registry import SAFE_NAME, Declaration, declarations
+from chartbuild.registry import SAFE_NAME, Declaration, declarations, resolve_model
 
 CACHE_VERSION = 1
 
@@ -280,8 +280,8 @@ def validate(generators: list[Generator]) -> list[Problem]:
                 )
             for model in d.models:
                 try:
-                    apps.get_model(model)
-                except (LookupError, ValueError):
+                    resolve_model(model)
+                except LookupError:
                     problems.append(
                         Problem(
                             "chartbuild.E004",

@@ -23,7 +23,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from chartbuild import catalog
-from chartbuild.registry import model_label
+from chartbuild.registry import model_label, resolve_model
 
 TRACKED_OPERATIONS = {"c", "u", "d"}
 HOOK_MODES = ("signal", "build")
@@ -105,5 +105,5 @@ def _app_label(module: str) -> str | None:
 
 
 def _dotted(model: str) -> str:
-    cls = apps.get_model(model)
+    cls = resolve_model(model)
     return f"{cls.__module__}.{cls.__name__}"

@@ -15,20 +15,20 @@ raises its model's count above ``W`` and is noticed, where an id cursor would sk
 it for ever.
 
 The watermark only moves over ids that can no longer appear (see :class:`Horizon`):
-- PostgreSQL: an export records ``(M, X)``: ``M`` the largest id it saw, ``X`` the
-  snapshot's ``xmax``. Any invisible event at or below ``M`` belongs to a
-  transaction that was running then, whose xid is below ``X`` (mqueue inserts
-  its event after the tracked row, so that transaction already had an xid). Once
-  the oldest running transaction (``pg_snapshot_xmin``) is at or above ``X``,
-  those have all ended and ``W`` may move to ``M``.
+- PostgreSQL: after its query an export records a checkpoint: ``M``, the largest id it
+  saw, and the transactions then holding a ``RowExclusiveLock`` on the events table.
+  A transaction takes that lock before it draws an id from the sequence and keeps it
+  until it ends, so every transaction that may still commit an id at or below ``M``
+  is in the list. Once none of them is left, ``W`` may move to ``M``.
 - SQLite: writers are serialised and commit in id order: what one export saw is settled.
 - Other backends: ``W`` stays at 0 and every export counts the whole table.
 
 The cursor (watermark, checkpoints, per-model counts and generations) is saved
-with :func:`~chartbuild.files.write_if_changed` after the stamps: a crash between
-the two repeats the change on the next run (an extra rebuild, never a missed one).
-If the event the cursor last saw has gone or changed (the database was replaced or
-flushed), every stamp moves and the cursor starts again from 0.
+with :func:`~chartbuild.files.write_if_changed` after the stamps (and after their
+folder is synced): a crash between the two repeats the change on the next run (an
+extra rebuild, never a missed one). If the cursor is lost, or the event it last saw
+has gone or changed (the database was replaced or flushed), every stamp moves to a
+generation above the one it shows and the cursor starts again from 0.
 """
 
 from __future__ import annotations
@@ -43,11 +43,11 @@ from typing import Any
 from django.db import connections
 from django.db.models import Count, Max, Q
 
-from chartbuild.files import write_if_changed
+from chartbuild.files import sync_folder, write_if_changed
 
 logger = logging.getLogger(__name__)
 
-CURSOR_VERSION = 1
+CURSOR_VERSION = 2
 #: Pending checkpoints kept; dropping the oldest only delays the watermark.
 MAX_CHECKPOINTS = 64
 
@@ -55,79 +55,82 @@ MAX_CHECKPOINTS = 64
 class Horizon:
     """How a database backend tells which event ids are settled.
 
-    ``now()`` returns a number compared with the ``mark()`` saved by earlier
-    exports: a checkpoint whose mark is at or below it is settled. ``None`` means
-    nothing ever settles, which keeps the exporter correct on any backend.
+    ``mark()`` is taken right after an export's query and stored with its checkpoint;
+    ``busy()`` is taken before the next export's query. A checkpoint is settled when
+    no name in its mark is still busy. ``busy()`` returning ``None`` means nothing
+    ever settles, which keeps the exporter correct on any backend.
     """
 
-    def __init__(self, using: str) -> None:
+    def __init__(self, using: str, table: str) -> None:
         self.using = using
+        self.table = table
 
-    def now(self) -> int | None:
+    def busy(self) -> set[str] | None:
         return None
 
-    def mark(self) -> int:
-        return 0
+    def mark(self) -> list[str]:
+        return []
 
     @staticmethod
-    def for_connection(using: str) -> Horizon:
+    def for_connection(using: str, table: str) -> Horizon:
         vendor = connections[using].vendor
         if vendor == "postgresql":
-            return PostgresHorizon(using)
+            return PostgresHorizon(using, table)
         if vendor == "sqlite":
-            return SqliteHorizon(using)
-        return Horizon(using)
+            return SqliteHorizon(using, table)
+        return Horizon(using, table)
 
 
 class SqliteHorizon(Horizon):
     """SQLite has a single writer: every id an export saw is settled."""
 
-    def now(self) -> int:
-        return 0
+    def busy(self) -> set[str]:
+        return set()
 
 
 class PostgresHorizon(Horizon):
-    """Transaction ids from ``pg_current_snapshot()``."""
+    """The transactions that may be inserting events (``pg_locks``)."""
 
-    def _snapshot(self, function: str) -> int:
+    def busy(self) -> set[str]:
+        return set(self.mark())
+
+    def mark(self) -> list[str]:
         with connections[self.using].cursor() as cursor:
-            cursor.execute(f"SELECT {function}(pg_current_snapshot())::text::bigint")
-            return int(cursor.fetchone()[0])
-
-    def now(self) -> int:
-        return self._snapshot("pg_snapshot_xmin")
-
-    def mark(self) -> int:
-        return self._snapshot("pg_snapshot_xmax")
+            cursor.execute(
+                "SELECT DISTINCT virtualtransaction FROM pg_locks"
+                " WHERE locktype = 'relation' AND relation = to_regclass(%s)"
+                " AND mode = 'RowExclusiveLock' AND pid IS DISTINCT FROM pg_backend_pid()",
+                [self.table],
+            )
+            return sorted(row[0] for row in cursor.fetchall())
 
 
 @dataclass
 class Cursor:
     """What the exporter remembers between runs (stored as JSON)."""
 
-    database: str = ""
     watermark: int = 0
     anchor: tuple[int, str] | None = None
-    checkpoints: list[tuple[int, int]] = field(default_factory=list)
+    checkpoints: list[tuple[int, list[str]]] = field(default_factory=list)
     window: dict[str, tuple[int, int]] = field(default_factory=dict)
     generations: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: Path) -> Cursor:
+    def load(cls, path: Path) -> Cursor | None:
+        """The saved cursor, or ``None`` if there is none that this version can use."""
         try:
             data = json.loads(path.read_text())
         except FileNotFoundError:
-            return cls()
+            return None
         except ValueError:
             logger.warning("export cursor %s is unreadable; starting again from 0", path)
-            return cls()
+            return None
         if data.get("version") != CURSOR_VERSION:
-            return cls()
+            return None
         return cls(
-            database=data["database"],
             watermark=data["watermark"],
             anchor=tuple(data["anchor"]) if data["anchor"] else None,  # type: ignore[arg-type]
-            checkpoints=[(m, x) for m, x in data["checkpoints"]],
+            checkpoints=[(top, list(mark)) for top, mark in data["checkpoints"]],
             window={k: (n, m) for k, (n, m) in data["window"].items()},
             generations=dict(data["generations"]),
         )
@@ -135,7 +138,6 @@ class Cursor:
     def dumps(self) -> str:
         data: dict[str, Any] = {
             "version": CURSOR_VERSION,
-            "database": self.database,
             "watermark": self.watermark,
             "anchor": list(self.anchor) if self.anchor else None,
             "checkpoints": [list(c) for c in self.checkpoints],
@@ -173,25 +175,21 @@ class Exporter:
         from mqueue.models import MEvent
 
         events = MEvent.objects.using(self.using).order_by()
-        horizon = Horizon.for_connection(self.using)
+        horizon = Horizon.for_connection(self.using, MEvent._meta.db_table)
         cursor = Cursor.load(self.cursor_path)
-        identity = self._database_identity()
-        if cursor.database != identity or not self._anchor_holds(events, cursor):
-            if cursor.database:
-                logger.info("events table was replaced; all stamps move")
-            cursor = Cursor(
-                database=identity,
-                generations={m: g + 1 for m, g in cursor.generations.items()},
-            )
+        if cursor is None or not self._anchor_holds(events, cursor):
+            if cursor is not None:
+                logger.info("the events table was replaced or flushed; every stamp moves")
+            cursor = Cursor(generations={m: self._generation_shown(m) + 1 for m in self.models})
 
         # Move the watermark over checkpoints that nothing can add events below any more.
-        settled_by = horizon.now()
+        busy = horizon.busy()
         watermark = cursor.watermark
         pending = []
         for top, mark in cursor.checkpoints:
-            if settled_by is not None and mark <= settled_by:
+            if busy is not None and not busy.intersection(mark):
                 watermark = max(watermark, top)
-            elif top > watermark:
+            else:
                 pending.append((top, mark))
         pending = [(top, mark) for top, mark in pending if top > watermark]
 
@@ -210,7 +208,7 @@ class Exporter:
         window: dict[str, tuple[int, int]] = {}
         highest = 0
         for row in rows:
-            label = f"{row['content_type__app_label']}.{row['content_type__model']}"
+            label = f"{row['content_type__app_label']}.{row['content_type__model']}".lower()
             highest = max(highest, row["top"])
             seen[label] = (row["n"], row["top"])
             if row["n_new"]:
@@ -222,14 +220,18 @@ class Exporter:
                 cursor.generations[model] = cursor.generations.get(model, 0) + 1
                 changed.append(model)
         if highest > watermark:
-            pending.append((highest, horizon.mark()))
+            if busy is not None:
+                pending.append((highest, horizon.mark()))
             cursor.anchor = self._anchor(events, highest)
 
         stamps = {}
+        written = False
         for model in self.models:
             path = stamps[model] = self.stamp_path(model)
             generation = cursor.generations.setdefault(model, 0)
-            write_if_changed(path, f"{model} {generation}\n")
+            written |= write_if_changed(path, f"{model} {generation}\n")
+        if written:
+            sync_folder(stamp_folder(self.state_dir))  # stamps reach the disk before the cursor
 
         cursor.watermark = watermark
         cursor.checkpoints = pending[-MAX_CHECKPOINTS:]
@@ -239,24 +241,28 @@ class Exporter:
             logger.debug("new events for %s", ", ".join(changed))
         return ExportResult(changed=tuple(changed), stamps=stamps)
 
-    def _database_identity(self) -> str:
-        settings_dict = connections[self.using].settings_dict
-        return f"{connections[self.using].vendor}:{settings_dict['HOST']}:{settings_dict['NAME']}"
+    def _generation_shown(self, model: str) -> int:
+        """The generation the stamp of ``model`` shows now (0 if it has none)."""
+        try:
+            return int(self.stamp_path(model).read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            return 0
 
     @staticmethod
     def _anchor(events: Any, event_id: int) -> tuple[int, str]:
+        """The last event seen, as ``(id, date posted)``, to recognise this table again."""
         posted = events.filter(pk=event_id).values_list("date_posted", flat=True)[:1]
         return (event_id, str(posted[0]) if posted else "")
 
-    @staticmethod
-    def _anchor_holds(events: Any, cursor: Cursor) -> bool:
-        if cursor.anchor is None:
-            return True
-        event_id, posted = cursor.anchor
-        found = events.filter(pk=event_id).values_list("date_posted", flat=True)[:1]
-        return bool(found) and str(found[0]) == posted
+    @classmethod
+    def _anchor_holds(cls, events: Any, cursor: Cursor) -> bool:
+        return cursor.anchor is None or cls._anchor(events, cursor.anchor[0]) == cursor.anchor
+
+
+def stamp_folder(state_dir: Path) -> Path:
+    return state_dir / "stamps"
 
 
 def stamp_path(state_dir: Path, model: str) -> Path:
     """Where the stamp of ``model`` (``app_label.modelname``) lives."""
-    return state_dir / "stamps" / f"{model.lower()}.stamp"
+    return stamp_folder(state_dir) / f"{model.lower()}.stamp"

@@ -33,3 +33,17 @@ def write_if_changed(path: Path, data: bytes | str) -> bool:
         Path(tmp).unlink(missing_ok=True)
         raise
     return True
+
+
+def sync_folder(path: Path) -> None:
+    """Make the renames done in folder ``path`` durable (where the platform allows it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -63,7 +63,7 @@ def model_label(model: Any) -> str:
     """``"app_label.modelname"`` in lower case, for a model class or a label string."""
     meta = getattr(model, "_meta", None)
     if meta is not None:
-        return str(meta.label_lower)
+        return str(meta.label_lower).lower()  # label_lower keeps the app label's case
     if not isinstance(model, str):
         raise TypeError(f"expected a model class or an 'app_label.Model' string, got {model!r}")
     return model.lower()
@@ -141,3 +141,14 @@ def declarations(module: ModuleType) -> Iterator[tuple[Declaration, Callable[...
             and getattr(value, "__module__", None) == module.__name__
         ):
             yield declaration, value
+
+
+def resolve_model(label: str) -> Any:
+    """The model class of a lower-case ``app_label.modelname`` (app labels may have capitals)."""
+    from django.apps import apps
+
+    app_label, _, name = label.partition(".")
+    for app_config in apps.get_app_configs():
+        if app_config.label.lower() == app_label:
+            return app_config.get_model(name)
+    raise LookupError(f"no installed app with label {app_label!r}")

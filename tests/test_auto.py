@@ -130,8 +130,7 @@ def test_without_the_hook_polling_finds_the_change(auto, monkeypatch):
 def test_editing_a_generator_rebuilds_it_and_a_new_chart_appears(auto):
     source = auto.build.gens / "users.py"
     source.write_text(
-        source.read_text()
-        + "\n\n@chart(models=[User], title='Staff or not')\n"
+        source.read_text() + "\n\n@chart(models=[User], title='Staff or not')\n"
         "def staff_share():\n"
         "    rows = list(User.objects.values('is_staff').annotate(n=Count('id')).order_by())\n"
         "    return {'data': {'values': rows}, 'mark': 'bar',\n"

@@ -150,3 +150,14 @@ def test_an_event_committed_after_a_higher_one_still_changes_the_stamp(postgres,
     assert exporter.run().changed == ("auth.user",)
     assert exporter.stamp_path("auth.user").read_text() != stamp
     assert exporter.run().changed == ()
+
+
+def test_a_lost_cursor_moves_every_stamp_past_what_it_showed(exporter):
+    User.objects.create(username="ada")
+    exporter.run()
+    content = stamps(exporter)
+    exporter.cursor_path.unlink()
+    exporter.run()
+    after = stamps(exporter)
+    assert all(after[m] != content[m] for m in MODELS)
+    assert exporter.run().changed == ()
