@@ -81,6 +81,7 @@ def build(generator_name: str, name: str) -> None:
         write_if_changed(html_path, chart_page(generator_name, declaration, spec))
     record = outputs.record(conf.state_dir(), generator_name, name)
     write_if_changed(record, json.dumps({"built_at": built_at}) + "\n")
+    dashboard(generator_name)
 
 
 def chart_spec(where: str, value: Any) -> dict[str, Any]:
@@ -96,7 +97,10 @@ def chart_spec(where: str, value: Any) -> dict[str, Any]:
         raise ChartError(
             f"{where} returned {type(value).__name__}; return an Altair chart or a Vega-Lite dict"
         )
-    return json.loads(dumps(spec))
+    try:
+        return dict(json.loads(dumps(spec)))
+    except (TypeError, ValueError) as exc:
+        raise ChartError(f"{where}: its spec cannot be written as JSON: {exc}") from exc
 
 
 def render_svg(where: str, spec: dict[str, Any]) -> str:
@@ -129,7 +133,10 @@ def number_json(where: str, declaration: Declaration, value: Any, built_at: str)
         "unit": declaration.unit,
         "built_at": built_at,
     }
-    return dumps(data)
+    try:
+        return dumps(data)
+    except ValueError as exc:
+        raise ChartError(f"{where} returned {value!r}, which JSON cannot hold") from exc
 
 
 def dumps(data: Any) -> str:

@@ -122,8 +122,10 @@ def import_generator(module: str) -> ModuleType:
     try:
         loaded = sys.modules.get(module)
         if loaded is not None and _imported.get(module) != _mtime(loaded):
-            loaded = importlib.reload(loaded)
-        elif loaded is None:
+            # Import afresh rather than reload: reload keeps functions the new source removed.
+            del sys.modules[module]
+            loaded = None
+        if loaded is None:
             loaded = importlib.import_module(module)
     except Exception as exc:
         detail = "".join(traceback.format_exception_only(exc)).strip()

@@ -11,8 +11,9 @@
 | ``CHARTBUILD_HOOK`` | ``"signal"`` | after a commit the hook wakes ``doit auto``, or ``"build"`` |
 | ``CHARTBUILD_POLL_INTERVAL`` | ``2`` | seconds between two looks at the events table |
 
-Relative paths are taken from the working directory (doit runs in the folder of
-its ``dodo.py``).
+Relative paths are taken from ``BASE_DIR`` when the settings define it (as those of
+``startproject`` do), else from the working directory; so the web process, ``doit``
+and the management commands agree on them wherever they are started.
 """
 
 from __future__ import annotations
@@ -22,14 +23,22 @@ from pathlib import Path
 from django.conf import settings
 
 
+def _path(value: str | Path) -> Path:
+    path = Path(value)
+    if path.is_absolute():
+        return path
+    base = getattr(settings, "BASE_DIR", None)
+    return (Path(base) if base else Path.cwd()) / path
+
+
 def output_dir() -> Path:
     """Where outputs are written: ``CHARTBUILD_OUTPUT_DIR``, default ``charts``."""
-    return Path(getattr(settings, "CHARTBUILD_OUTPUT_DIR", "charts")).absolute()
+    return _path(getattr(settings, "CHARTBUILD_OUTPUT_DIR", "charts"))
 
 
 def state_dir() -> Path:
     """Where build state lives: ``CHARTBUILD_STATE_DIR``, default ``.chartbuild``."""
-    return Path(getattr(settings, "CHARTBUILD_STATE_DIR", ".chartbuild")).absolute()
+    return _path(getattr(settings, "CHARTBUILD_STATE_DIR", ".chartbuild"))
 
 
 def generators() -> list[str]:

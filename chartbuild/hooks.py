@@ -112,6 +112,8 @@ def _build(models: list[str]) -> None:
     generators = sorted(
         {g.name for g in cat.generators for d in g.declarations if set(d.models) & set(models)}
     )
+    if not generators:
+        return
     result = runner.build([f"gen:{g}" for g in generators])
     if not result.ok:
         logger.error("chartbuild: %s\n%s", result.summary(), result.failure_report())

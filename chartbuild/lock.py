@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,21 +22,50 @@ from chartbuild.exceptions import LockTimeout
 
 logger = logging.getLogger(__name__)
 
-#: Locks this process holds until it exits, by path.
-_held: dict[Path, IO[str]] = {}
+#: Per lock file: a thread lock (flock does not exclude threads of one process),
+#: the thread that holds both, and the open file that holds the flock.
+_guard = threading.Lock()
+_threads: dict[Path, threading.Lock] = {}
+_owners: dict[Path, int] = {}
+_files: dict[Path, IO[str]] = {}
+
+
+def _path(state_dir: Path) -> Path:
+    return (state_dir / "build.lock").absolute()
+
+
+def _take(path: Path, timeout: float) -> None:
+    with _guard:
+        thread_lock = _threads.setdefault(path, threading.Lock())
+    started = time.monotonic()
+    if not thread_lock.acquire(timeout=max(timeout, 0)):
+        raise LockTimeout(
+            f"another build in this process holds {path}; it has not finished within "
+            f"{timeout:g} s (CHARTBUILD_LOCK_TIMEOUT)."
+        )
+    try:
+        _files[path] = acquire(path, max(0.0, timeout - (time.monotonic() - started)))
+    except BaseException:
+        thread_lock.release()
+        raise
+    _owners[path] = threading.get_ident()
+
+
+def _give(path: Path) -> None:
+    del _owners[path]
+    release(_files.pop(path))
+    _threads[path].release()
 
 
 def hold(state_dir: Path, timeout: float) -> None:
     """Take the build lock of ``state_dir`` for the rest of this process's life.
 
-    Does nothing if this process already holds it. Raises :class:`LockTimeout`
-    if another process keeps it for more than ``timeout`` seconds.
+    Does nothing if this thread holds it already (inside :func:`held`). Raises
+    :class:`LockTimeout` if another build keeps it for more than ``timeout`` seconds.
     """
-    path = (state_dir / "build.lock").absolute()
-    if path in _held:
-        return
-    handle = acquire(path, timeout)
-    _held[path] = handle
+    path = _path(state_dir)
+    if _owners.get(path) != threading.get_ident():
+        _take(path, timeout)
 
 
 @contextmanager
@@ -43,19 +73,18 @@ def held(state_dir: Path, timeout: float) -> Iterator[None]:
     """Hold the build lock of ``state_dir`` for the duration of a ``with`` block.
 
     Inside it, :func:`hold` (called by the export task) is a no-op; on leaving it
-    the lock is released, so a long-lived process can build again later.
+    the lock is released, so a long-lived process can build again later. Other
+    threads of this process wait as other processes do.
     """
-    path = (state_dir / "build.lock").absolute()
-    if path in _held:
+    path = _path(state_dir)
+    if _owners.get(path) == threading.get_ident():
         yield
         return
-    handle = acquire(path, timeout)
-    _held[path] = handle
+    _take(path, timeout)
     try:
         yield
     finally:
-        del _held[path]
-        release(handle)
+        _give(path)
 
 
 def acquire(path: Path, timeout: float) -> IO[str]:

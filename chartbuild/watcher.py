@@ -72,6 +72,7 @@ class Watcher:
         self._last = 0.0
         self._watched: set[Path] = set()
         self._folders: set[Path] = set()
+        self._last_report = ""
         self._observer = Observer()
         self.builds = 0
 
@@ -138,18 +139,32 @@ class Watcher:
         try:
             result = self.build()
         except ChartbuildError as exc:
-            self.out.write(f"[{stamp}] {why}: build not run: {exc}\n")
-            self.out.flush()
+            self._say(f"[{stamp}] {why}: build not run: {exc}")
+            return
+        except Exception as exc:  # keep watching: the next trigger may find it mended
+            logger.exception("build failed")
+            self._say(f"[{stamp}] {why}: build not run: {type(exc).__name__}: {exc}")
             return
         finally:
-            self._watch(self.sources())
+            self._watch_sources()
         self.builds += 1
-        if result.charts or result.failures or result.errors or result.code or "start" in reasons:
-            self.out.write(f"[{stamp}] {why}: {result.summary()}\n")
-            report = result.failure_report()
-            if report:
-                self.out.write(report.rstrip() + "\n")
-            self.out.flush()
+        report = result.failure_report()
+        repeated = bool(report) and report == self._last_report and not result.charts
+        self._last_report = report
+        if repeated:
+            return  # the same failure as last time: said already
+        if result.charts or report or result.code or "start" in reasons:
+            self._say(f"[{stamp}] {why}: {result.summary()}" + (f"\n{report}" if report else ""))
+
+    def _say(self, text: str) -> None:
+        self.out.write(text.rstrip() + "\n")
+        self.out.flush()
+
+    def _watch_sources(self) -> None:
+        try:
+            self._watch(self.sources())
+        except Exception:
+            logger.exception("cannot list the generators' sources to watch")
 
     def _watch(self, sources: Iterable[Path]) -> None:
         """Watch the folders of ``sources`` (each once)."""

@@ -72,3 +72,21 @@ def test_an_edited_generator_is_read_again(settings, tmp_path, monkeypatch):
 def test_an_unknown_generator_names_the_known_ones():
     with pytest.raises(KeyError, match="unknown generator 'nope'; known generators: good"):
         catalog.load().generator("nope")
+
+
+def test_a_function_removed_from_a_generator_is_gone_after_the_edit(
+    settings, tmp_path, monkeypatch
+):
+    package = tmp_path / "renamed"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    source = package / "gen.py"
+    body = (
+        "from chartbuild import number\n\n@number(models=['auth.User'])\ndef {}():\n    return 1\n"
+    )
+    source.write_text(body.format("old_name"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    settings.CHARTBUILD_GENERATORS = ["renamed.gen"]
+    catalog.function(catalog.load().generator("gen"), "old_name")
+    source.write_text(body.format("new_name") + "\n")
+    assert [d.name for d in catalog.load().generator("gen").declarations] == ["new_name"]

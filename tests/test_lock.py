@@ -55,3 +55,30 @@ def test_a_waiting_builder_gets_the_lock_when_it_is_released(tmp_path, holder):
 def test_holding_twice_in_one_process_is_harmless(tmp_path):
     lock.hold(tmp_path, timeout=0)
     lock.hold(tmp_path, timeout=0)
+
+
+def test_threads_of_one_process_take_turns(tmp_path):
+    import threading
+
+    inside, overlaps = [], []
+
+    def build():
+        with lock.held(tmp_path, timeout=10):
+            inside.append(1)
+            overlaps.append(len(inside))
+            time.sleep(0.05)
+            inside.pop()
+
+    threads = [threading.Thread(target=build) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert overlaps == [1, 1, 1, 1]
+
+
+def test_the_export_inside_a_held_build_does_not_wait_for_itself(tmp_path):
+    with lock.held(tmp_path, timeout=0):
+        lock.hold(tmp_path, timeout=0)
+    handle = lock.acquire(tmp_path / "build.lock", timeout=0)  # released on leaving
+    lock.release(handle)

@@ -129,6 +129,24 @@ def test_a_failing_chart_keeps_its_outputs_and_the_others_build(build):
     assert {p: p.read_bytes() for p in before} == before
     total = json.loads((build.out / "users" / "total_users.json").read_text())
     assert total["value"] == 4
+    # the dashboard still takes the charts and numbers that did build
+    assert (
+        '<div class="value">4 <span class="unit">users'
+        in (build.out / "users" / "index.html").read_text()
+    )
+
+
+def test_configuration_errors_fail_their_own_tasks_and_nothing_else(tmp_path):
+    seed()
+    generators = ["good", "duplicate", "unknown_model", "broken", "good"]
+    build = Build(tmp_path, generators=[f"tests.generators.{g}" for g in generators])
+    result = build.run()
+    assert result.returncode in (1, 2)  # tasks failed; 3 would mean doit could not load them
+    assert result.task("export")["result"] == "success"
+    assert "chartbuild.E003" in result.task("duplicate.same")["error"]
+    assert "chartbuild.E004" in result.task("unknown_model.baskets")["error"]
+    assert "this generator is broken on purpose" in result.task("gen:broken")["error"]
+    assert "chartbuild.E005" in result.task("good.user_count")["error"]
 
 
 def test_doit_list_shows_every_chart_with_its_title(build):

@@ -37,29 +37,34 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, schedule: float | None, quiet: bool, **options: Any) -> None:
         if schedule is None:
-            result = self.build_once(quiet)
+            try:
+                result = runner.build()
+            except ChartbuildError as exc:
+                raise CommandError(str(exc)) from exc
             if not result.ok:
-                raise CommandError(f"chart build failed: {result.summary()}")
+                raise CommandError(f"{result.summary()}\n{result.failure_report()}")
+            if not quiet:
+                self.stdout.write(result.summary())
             return
         stop = threading.Event()
         previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
         try:
             while not stop.is_set():
-                self.build_once(quiet)
+                self.build_in_schedule(quiet)
                 stop.wait(schedule * 60)
         except KeyboardInterrupt:
             pass
         finally:
             signal.signal(signal.SIGTERM, previous)
 
-    def build_once(self, quiet: bool) -> runner.BuildResult:
+    def build_in_schedule(self, quiet: bool) -> None:
+        """One scheduled build: failures are reported and the schedule goes on."""
         try:
             result = runner.build()
         except ChartbuildError as exc:
-            raise CommandError(str(exc)) from exc
+            self.stderr.write(f"build not run: {exc}")
+            return
         if not result.ok:
-            self.stderr.write(result.summary())
-            self.stderr.write(result.failure_report())
+            self.stderr.write(f"{result.summary()}\n{result.failure_report()}")
         elif not quiet:
             self.stdout.write(result.summary())
-        return result
