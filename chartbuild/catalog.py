@@ -142,17 +142,15 @@ def _mtime(module: ModuleType) -> int | None:
         return None
 
 
-def load(state_dir: Path | None = None, *, use_cache: bool = True) -> Catalog:
+def load(state_dir: Path | None = None) -> Catalog:
     """Find every generator and what it declares (from the cache where it is fresh)."""
     cache_path = (state_dir or conf.state_dir()) / "catalog.json"
-    cache: dict[str, Any] = {}
-    if use_cache:
-        try:
-            cache = json.loads(cache_path.read_text())
-            if cache.get("version") != CACHE_VERSION:
-                cache = {}
-        except (OSError, ValueError):
+    try:
+        cache = json.loads(cache_path.read_text())
+        if cache.get("version") != CACHE_VERSION:
             cache = {}
+    except (OSError, ValueError):
+        cache = {}
     entries: dict[str, Any] = {}
     generators = []
     for name, module, path in locate():
@@ -171,12 +169,11 @@ def load(state_dir: Path | None = None, *, use_cache: bool = True) -> Catalog:
                 error=entry.get("error", ""),
             )
         )
-    if use_cache:
-        data = {"version": CACHE_VERSION, "modules": entries}
-        try:
-            write_if_changed(cache_path, json.dumps(data, indent=1, sort_keys=True) + "\n")
-        except OSError as exc:
-            logger.warning("cannot cache generator declarations in %s: %s", cache_path, exc)
+    data = {"version": CACHE_VERSION, "modules": entries}
+    try:
+        write_if_changed(cache_path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+    except OSError as exc:
+        logger.warning("cannot cache generator declarations in %s: %s", cache_path, exc)
     return Catalog(tuple(generators), tuple(validate(generators)))
 
 
