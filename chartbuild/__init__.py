@@ -6,6 +6,7 @@ Python.
 """
 
 from chartbuild.exceptions import (
+    BuildFailed,
     ChartbuildError,
     ChartError,
     ExportError,
@@ -15,6 +16,7 @@ from chartbuild.exceptions import (
 from chartbuild.registry import chart, number
 
 __all__ = [
+    "BuildFailed",
     "ChartError",
     "ChartbuildError",
     "ExportError",

@@ -19,3 +19,7 @@ class ExportError(ChartbuildError):
 
 class LockTimeout(ChartbuildError):
     """Another build held the build lock for longer than we were willing to wait."""
+
+
+class BuildFailed(ChartbuildError):
+    """A build ran and some of its tasks failed; the message lists them."""

@@ -16,6 +16,7 @@ from doit.cmd_base import ModuleTaskLoader, TaskLoader2
 from doit.doit_cmd import DoitMain
 
 from chartbuild import conf, lock
+from chartbuild.exceptions import BuildFailed
 
 
 class SummaryReporter:
@@ -136,3 +137,11 @@ def build(
         errors=tuple(reporter.errors),
         seconds=time.perf_counter() - started,
     )
+
+
+def build_or_raise(task_names: Sequence[str] = ()) -> BuildResult:
+    """:func:`build`, raising :class:`~chartbuild.exceptions.BuildFailed` if a task failed."""
+    result = build(task_names)
+    if not result.ok:
+        raise BuildFailed(f"{result.summary()}\n{result.failure_report()}")
+    return result

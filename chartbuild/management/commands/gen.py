@@ -28,10 +28,8 @@ class Command(BaseCommand):
                 f"known generators: {', '.join(known) or 'none'}"
             )
         try:
-            result = runner.build([f"gen:{name}" for name in generators])
+            result = runner.build_or_raise([f"gen:{name}" for name in generators])
         except ChartbuildError as exc:
             raise CommandError(str(exc)) from exc
-        if not result.ok:
-            raise CommandError(f"{result.summary()}\n{result.failure_report()}")
         if not quiet:
             self.stdout.write(result.summary())

@@ -38,11 +38,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, schedule: float | None, quiet: bool, **options: Any) -> None:
         if schedule is None:
             try:
-                result = runner.build()
+                result = runner.build_or_raise()
             except ChartbuildError as exc:
                 raise CommandError(str(exc)) from exc
-            if not result.ok:
-                raise CommandError(f"{result.summary()}\n{result.failure_report()}")
             if not quiet:
                 self.stdout.write(result.summary())
             return
