@@ -97,6 +97,7 @@ class Watcher:
     def run(self) -> int:
         """Build, then watch until stopped. Returns 0."""
         self._observer.start()
+        self._watch_sources()  # before the first build: edits made during it count
         if self.listener is not None:
             self.listener.serve(lambda: self._trigger("signal"))
         try:

@@ -1,0 +1,95 @@
+"""The watcher's core, without doit: a stand-in build function and real triggers."""
+
+import io
+import threading
+import time
+
+from chartbuild import wakeup
+from chartbuild.runner import BuildResult
+from chartbuild.watcher import Watcher
+
+
+class Builds:
+    def __init__(self) -> None:
+        self.count = 0
+        self.done = threading.Event()
+
+    def __call__(self) -> BuildResult:
+        self.count += 1
+        self.done.set()
+        return BuildResult(code=0, changed=("auth.user",), built=("users.total",), seconds=0.01)
+
+
+def start(tmp_path, builds, **options):
+    out = io.StringIO()
+    source = tmp_path / "gen.py"
+    source.write_text("# generator\n")
+    changed: list = []
+    watcher = Watcher(
+        builds,
+        sources=lambda: [source],
+        listener=wakeup.Listener(tmp_path),
+        poll_interval=options.pop("poll_interval", 60),
+        out=out,
+        on_source_change=changed.append,
+        **options,
+    )
+    thread = threading.Thread(target=watcher.run)
+    thread.start()
+    assert builds.done.wait(5)  # the first build
+    builds.done.clear()
+    return watcher, thread, out, source, changed
+
+
+def test_a_burst_of_wake_ups_is_one_build(tmp_path):
+    builds = Builds()
+    watcher, thread, out, *_ = start(tmp_path, builds, quiet=0.2)
+    try:
+        for _ in range(500):
+            wakeup.send(tmp_path)
+        assert builds.done.wait(5)
+        time.sleep(0.5)
+        assert builds.count == 2
+        assert "signal: auth.user -> rebuilt users.total" in out.getvalue()
+    finally:
+        watcher.stop()
+        thread.join(5)
+
+
+def test_polling_builds_without_any_trigger(tmp_path):
+    builds = Builds()
+    watcher, thread, out, *_ = start(tmp_path, builds, poll_interval=0.2)
+    try:
+        assert builds.done.wait(5)
+        assert "poll: auth.user" in out.getvalue()
+    finally:
+        watcher.stop()
+        thread.join(5)
+
+
+def test_a_changed_source_is_reported_and_reloaded(tmp_path):
+    builds = Builds()
+    watcher, thread, out, source, changed = start(tmp_path, builds)
+    try:
+        source.write_text("# generator, edited\n")
+        assert builds.done.wait(5)
+        assert changed == [{source}]
+        assert "gen.py changed" in out.getvalue()
+    finally:
+        watcher.stop()
+        thread.join(5)
+
+
+def test_the_same_failure_is_reported_once(tmp_path):
+    def failing() -> BuildResult:
+        return BuildResult(code=1, failures={"users.total": "ZeroDivisionError"}, seconds=0.01)
+
+    out = io.StringIO()
+    watcher = Watcher(failing, sources=list, listener=None, poll_interval=0.05, out=out)
+    thread = threading.Thread(target=watcher.run)
+    thread.start()
+    time.sleep(0.5)
+    watcher.stop()
+    thread.join(5)
+    assert out.getvalue().count("ZeroDivisionError") == 1
+    assert watcher.builds > 3
