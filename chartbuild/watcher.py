@@ -21,7 +21,15 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 
 from chartbuild.exceptions import ChartbuildError
@@ -30,12 +38,24 @@ from chartbuild.wakeup import Listener
 
 logger = logging.getLogger(__name__)
 
+#: Events that change a file. Opening and reading one (as every build does, to compare
+#: its content) must not start another build.
+WRITES: list[type[FileSystemEvent]] = [
+    FileModifiedEvent,
+    FileCreatedEvent,
+    FileMovedEvent,
+    FileDeletedEvent,
+    FileClosedEvent,
+]
+
 
 class _Handler(FileSystemEventHandler):
     def __init__(self, watcher: Watcher) -> None:
         self.watcher = watcher
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        if not isinstance(event, tuple(WRITES)):
+            return
         for path in (event.src_path, getattr(event, "dest_path", "")):
             if path:
                 self.watcher.notice(Path(str(path)))
@@ -175,5 +195,7 @@ class Watcher:
             self._watched = wanted
         for folder in folders - self._folders:
             if folder.is_dir():
-                self._observer.schedule(_Handler(self), str(folder), recursive=False)
+                self._observer.schedule(
+                    _Handler(self), str(folder), recursive=False, event_filter=WRITES
+                )
                 self._folders.add(folder)

@@ -93,3 +93,16 @@ def test_the_same_failure_is_reported_once(tmp_path):
     thread.join(5)
     assert out.getvalue().count("ZeroDivisionError") == 1
     assert watcher.builds > 3
+
+
+def test_reading_a_source_starts_no_build(tmp_path):
+    builds = Builds()
+    watcher, thread, _, source, _ = start(tmp_path, builds)
+    try:
+        for _ in range(3):
+            source.read_text()  # every build reads its sources to compare them
+        assert not builds.done.wait(1)
+        assert builds.count == 1
+    finally:
+        watcher.stop()
+        thread.join(5)
