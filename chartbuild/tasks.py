@@ -4,8 +4,9 @@ Tasks:
 - ``export``: takes the build lock, then turns new change events into stamp files.
 - ``<generator>.<name>``: one task per chart and number. ``file_dep`` = the stamps
   of the models it reads and its generator's source; ``targets`` = its outputs.
-- ``gen:<generator>``: the generator's dashboard, which depends on all its charts
-  and numbers, so ``doit gen:users`` builds one generator.
+- ``gen:<generator>``: depends on all charts and numbers of the generator, so
+  ``doit gen:users`` builds one generator; each chart refreshes the dashboard as it
+  builds, and this task writes the dashboard when it is missing.
 - ``assets``: the shared scripts and style sheet; ``manifest``: ``manifest.json``.
 """
 
