@@ -62,13 +62,23 @@ def _catalog_mtime(state_dir: Path) -> int:
         return 0
 
 
+#: ``(database, content type id)`` -> ``app_label.model``, filled once per process.
+_labels: dict[tuple[str, int], str] = {}
+
+
 def _watched_label(event: Any) -> str | None:
     if event.content_type_id is None:
         return None
-    from django.contrib.contenttypes.models import ContentType
+    using = event._state.db or "default"
+    key = (using, event.content_type_id)
+    if key not in _labels:
+        from django.contrib.contenttypes.models import ContentType
 
-    content_type = ContentType.objects.db_manager(event._state.db).get_for_id(event.content_type_id)
-    label = f"{content_type.app_label}.{content_type.model}"
+        # In a savepoint: should the lookup fail, the caller's transaction stays usable.
+        with transaction.atomic(using=using):
+            content_type = ContentType.objects.db_manager(using).get_for_id(key[1])
+        _labels[key] = f"{content_type.app_label}.{content_type.model}".lower()
+    label = _labels[key]
     state_dir = conf.state_dir()
     return label if label in _watched(state_dir, _catalog_mtime(state_dir)) else None
 
