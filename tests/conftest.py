@@ -17,3 +17,16 @@ def postgres() -> None:
 
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL: run with DATABASE_URL=postgres://...")
+
+
+@pytest.fixture
+def build(tmp_path):
+    """A first real doit build of copies of the demo's generators, on a little data."""
+    from tests.doit import Build, seed
+
+    seed()
+    built = Build(tmp_path)
+    built.copy_demo_generators()
+    first = built.run()
+    assert first.returncode == 0, first.stderr
+    return built

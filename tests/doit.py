@@ -112,3 +112,17 @@ class Build:
 
     def manifest(self) -> list[dict[str, Any]]:
         return json.loads((self.out / "manifest.json").read_text())["entries"]
+
+
+def seed() -> None:
+    """A little data for the demo's generators: three users, a product, three orders."""
+    from django.contrib.auth.models import User
+
+    from demo.shop.models import Order, Product
+
+    product = Product.objects.create(name="Dune", category="books", price="9.50")
+    for i in range(3):
+        user = User.objects.create(username=f"user{i}")
+        Order.objects.create(
+            product=product, customer=user, status="paid", quantity=1, amount="9.50"
+        )

@@ -11,8 +11,8 @@ import pytest
 from django.contrib.auth.models import User
 
 from chartbuild import lock
-from demo.shop.models import Order, Product
-from tests.doit import REPO, Build
+from demo.shop.models import Order
+from tests.doit import REPO, Build, seed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,25 +24,6 @@ USERS = {
     "users.total_users",
     "users.new_users_30_days",
 }
-
-
-def seed() -> None:
-    product = Product.objects.create(name="Dune", category="books", price="9.50")
-    for i in range(3):
-        user = User.objects.create(username=f"user{i}")
-        Order.objects.create(
-            product=product, customer=user, status="paid", quantity=1, amount="9.50"
-        )
-
-
-@pytest.fixture
-def build(tmp_path):
-    seed()
-    b = Build(tmp_path)
-    b.copy_demo_generators()
-    first = b.run()
-    assert first.returncode == 0, first.stderr
-    return b
 
 
 def readers(build: Build, model: str) -> set[str]:
