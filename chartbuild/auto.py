@@ -41,8 +41,8 @@ class Auto(DoitCmdBase):  # type: ignore[misc]
         from chartbuild import builder, catalog, conf, runner, wakeup
         from chartbuild.watcher import Watcher
 
-        def build() -> BuildResult:
-            return runner.build(args, loader=DodoTaskLoader(), loader_args=["-f", str(dodo)])
+        def build(tasks: list[str] = args) -> BuildResult:
+            return runner.build(tasks, loader=DodoTaskLoader(), loader_args=["-f", str(dodo)])
 
         def sources() -> list[Path]:
             return [dodo, *(g.path for g in catalog.load().generators if g.path)]
@@ -66,6 +66,7 @@ class Auto(DoitCmdBase):  # type: ignore[misc]
             poll_interval=conf.poll_interval(),
             out=self.outstream,
             on_source_change=reload,
+            export=lambda: build(["export"]),
         )
         builder.warm_up()
         previous = signal.signal(signal.SIGTERM, _interrupt)

@@ -10,6 +10,8 @@ A build is started by any of:
 
 Bursts are coalesced: after the first trigger the watcher waits until nothing has
 happened for ``quiet`` seconds (at most ``max_delay`` seconds) and then builds once.
+While charts fail, a poll only exports, and the failing charts run again when new
+events come or every ``retry_failed`` seconds; the same failure is reported once.
 """
 
 from __future__ import annotations
@@ -73,10 +75,15 @@ class Watcher:
         poll_interval: float,
         out: IO[str],
         on_source_change: Callable[[set[Path]], None] = lambda paths: None,
+        export: Callable[[], BuildResult] | None = None,
+        retry_failed: float = 30.0,
         quiet: float = 0.05,
         max_delay: float = 1.0,
     ) -> None:
         self.build = build
+        self.export = export
+        self.retry_failed = retry_failed
+        self._last_build = 0.0
         self.sources = sources
         self.listener = listener
         self.poll_interval = poll_interval
@@ -158,6 +165,14 @@ class Watcher:
         stamp = time.strftime("%H:%M:%S")
         why = ", ".join(sorted(reasons))
         try:
+            failing = bool(self._last_report)
+            recent = time.monotonic() - self._last_build < self.retry_failed
+            if reasons == {"poll"} and failing and recent and self.export is not None:
+                # Charts are failing: between retries, rerun them only for new events.
+                probe = self.export()
+                if probe.ok and not probe.changed:
+                    return
+            self._last_build = time.monotonic()
             result = self.build()
         except ChartbuildError as exc:
             self._say(f"[{stamp}] {why}: build not run: {exc}")

@@ -80,19 +80,40 @@ def test_a_changed_source_is_reported_and_reloaded(tmp_path):
         thread.join(5)
 
 
-def test_the_same_failure_is_reported_once(tmp_path):
+def test_a_failing_chart_is_reported_once_and_rerun_only_for_new_events(tmp_path):
+    calls = {"build": 0, "export": 0}
+    news = threading.Event()
+
     def failing() -> BuildResult:
+        calls["build"] += 1
         return BuildResult(code=1, failures={"users.total": "ZeroDivisionError"}, seconds=0.01)
 
+    def export() -> BuildResult:
+        calls["export"] += 1
+        changed = ("auth.user",) if news.is_set() else ()
+        news.clear()
+        return BuildResult(code=0, changed=changed, built=("export",))
+
     out = io.StringIO()
-    watcher = Watcher(failing, sources=list, listener=None, poll_interval=0.05, out=out)
+    watcher = Watcher(
+        failing,
+        sources=list,
+        listener=None,
+        poll_interval=0.05,
+        out=out,
+        export=export,
+        retry_failed=60,
+    )
     thread = threading.Thread(target=watcher.run)
     thread.start()
     time.sleep(0.5)
+    assert calls["build"] == 1 and calls["export"] > 3  # polls only export
+    news.set()
+    time.sleep(0.3)
     watcher.stop()
     thread.join(5)
-    assert out.getvalue().count("ZeroDivisionError") == 1
-    assert watcher.builds > 3
+    assert calls["build"] == 2  # new events: the charts ran again
+    assert out.getvalue().count("ZeroDivisionError") == 1  # the same failure, said once
 
 
 def test_reading_a_source_starts_no_build(tmp_path):
