@@ -81,7 +81,7 @@ def build(generator_name: str, name: str) -> None:
         write_if_changed(html_path, chart_page(generator_name, declaration, spec))
     record = outputs.record(conf.state_dir(), generator_name, name)
     write_if_changed(record, json.dumps({"built_at": built_at}) + "\n")
-    dashboard(generator_name)
+    write_dashboard(generator)
 
 
 def chart_spec(where: str, value: Any) -> dict[str, Any]:
@@ -176,7 +176,11 @@ def chart_page(generator: str, declaration: Declaration, spec: dict[str, Any]) -
 
 def dashboard(generator_name: str) -> None:
     """Write ``<generator>/index.html`` with every built chart and number of the generator."""
-    generator = catalog.load().generator(generator_name)
+    write_dashboard(catalog.load().generator(generator_name))
+
+
+def write_dashboard(generator: catalog.Generator) -> None:
+    generator_name = generator.name
     out = conf.output_dir()
     charts, numbers = [], []
     for declaration in generator.declarations:
@@ -230,7 +234,7 @@ def assets() -> None:
     static = conf.output_dir() / outputs.STATIC
     bundle = vl_convert.javascript_bundle()  # type: ignore[call-arg]  # snippet is optional
     write_if_changed(static / "vega.js", bundle)
-    for name in ("chartbuild.js", "chartbuild.css"):
+    for name in outputs.PACKAGE_ASSETS:
         write_if_changed(static / name, (PACKAGE_STATIC / name).read_bytes())
 
 

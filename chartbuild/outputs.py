@@ -7,8 +7,10 @@ from pathlib import Path
 from chartbuild.registry import Declaration
 
 STATIC = "static"
+#: Files of chartbuild's own ``static/chartbuild`` copied into the ``static`` folder.
+PACKAGE_ASSETS = ("chartbuild.js", "chartbuild.css")
 #: Files of the ``static`` folder written once per output directory.
-ASSETS = ("vega.js", "chartbuild.js", "chartbuild.css")
+ASSETS = ("vega.js", *PACKAGE_ASSETS)
 
 
 def of(generator: str, declaration: Declaration) -> list[str]:

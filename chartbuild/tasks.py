@@ -174,7 +174,7 @@ def task_gen() -> Iterator[Task]:
 
 def task_assets() -> Task:
     """The shared Vega scripts and style sheet of the pages (no CDN)."""
-    sources = [str(builder.PACKAGE_STATIC / name) for name in ("chartbuild.js", "chartbuild.css")]
+    sources = [str(builder.PACKAGE_STATIC / name) for name in outputs.PACKAGE_ASSETS]
     return {
         "actions": [(_run, [builder.assets])],
         "file_dep": sources,
