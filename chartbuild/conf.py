@@ -9,7 +9,10 @@
 | ``CHARTBUILD_LOCK_TIMEOUT`` | ``600`` | seconds a build waits for another one to finish |
 | ``CHARTBUILD_DATABASE`` | ``"default"`` | the database alias holding the events table |
 | ``CHARTBUILD_HOOK`` | ``"signal"`` | after a commit the hook wakes ``doit auto``, or ``"build"`` |
-| ``CHARTBUILD_POLL_INTERVAL`` | ``2`` | seconds between two looks at the events table |
+| ``CHARTBUILD_POLL_INTERVAL`` | ``2`` | seconds between two looks at the change tables |
+| ``CHARTBUILD_CAPTURE`` | ``"auto"`` | triggers where the database has them, or ``"orm"`` |
+| ``CHARTBUILD_STRICT_READS`` | ``False`` | a chart reading an undeclared model fails its task |
+| ``CHARTBUILD_KEEP_EVENTS`` | ``None`` | a ``timedelta``: delete exported mqueue events older |
 
 Relative paths are taken from ``BASE_DIR`` when the settings define it (as those of
 ``startproject`` do), else from the working directory; so the web process, ``doit``
@@ -18,6 +21,7 @@ and the management commands agree on them wherever they are started.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -76,3 +80,33 @@ def hook_mode() -> str:
 def poll_interval() -> float:
     """Seconds between two looks at the events table in ``doit auto``, default 2."""
     return float(getattr(settings, "CHARTBUILD_POLL_INTERVAL", 2))
+
+
+CAPTURE_MODES = ("auto", "orm")
+
+
+def capture() -> str:
+    """How writes are captured: ``CHARTBUILD_CAPTURE``, default ``"auto"``.
+
+    ``"auto"``: database triggers on PostgreSQL and SQLite, Django's connection elsewhere;
+    ``"orm"``: Django's connection only (no triggers; for a database role that may not
+    create them).
+    """
+    return str(getattr(settings, "CHARTBUILD_CAPTURE", "auto"))
+
+
+def strict_reads() -> bool:
+    """Whether a chart that reads a model it does not declare fails: ``CHARTBUILD_STRICT_READS``.
+
+    Default ``False``: such a read is a warning.
+    """
+    return bool(getattr(settings, "CHARTBUILD_STRICT_READS", False))
+
+
+def keep_events() -> timedelta | None:
+    """How long exported mqueue events are kept: ``CHARTBUILD_KEEP_EVENTS``, default forever.
+
+    A ``timedelta``: the exporter deletes settled events older than that.
+    """
+    value = getattr(settings, "CHARTBUILD_KEEP_EVENTS", None)
+    return value if isinstance(value, timedelta) else None

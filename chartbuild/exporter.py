@@ -1,118 +1,102 @@
-"""The exporter: turns new change events into one stamp file per watched model.
+"""The exporter: turns new change records into one stamp file per watched model.
 
-django-mqueue writes an ``MEvent`` row in the same transaction as every change of
-a tracked model. Each export runs one aggregate query over the events above a
-*watermark* ``W``, grouped by model, and compares every model's ``(count, max id)``
-with what the previous export saw above the same ``W``. A model whose pair moved
-has new events: its generation goes up and its stamp file is rewritten. Nothing
-else is written, so doit (which compares stamps by content) reruns exactly the
-charts that read a changed model.
+Two tables record changes, each in the same transaction as the change it describes:
+django-mqueue's events (``save()`` and ``delete()`` of tracked models) and chartbuild's
+capture log (every write to a watched table, see :mod:`chartbuild.capture`). Each is a
+:class:`Source`. Each export runs one aggregate query per source over the records above
+that source's *watermark* ``W``, grouped by model (events) or table (the log), and
+compares every group's ``(count, max id)`` with what the previous export saw above the
+same ``W``. The tables of the groups that moved have changed; so has every watched model
+that reads one of them (:mod:`chartbuild.tables`): its generation goes up and its stamp
+file is rewritten. Nothing else is written, so doit (which compares stamps by content)
+reruns exactly the charts that read a changed model.
 
 Why counts and not "ids above the last id seen": ids are allocated when a row is
-inserted, not when it commits. On PostgreSQL a transaction can insert event 41,
-let event 42 commit and be exported, and commit 41 afterwards. Event 41 then
-raises its model's count above ``W`` and is noticed, where an id cursor would skip
-it for ever.
+inserted, not when it commits. On PostgreSQL a transaction can insert record 41, let 42
+commit and be exported, and commit 41 afterwards. Record 41 then raises its group's
+count above ``W`` and is noticed, where an id cursor would skip it for ever. The
+watermark only moves over ids no transaction can still commit (:mod:`chartbuild.horizon`).
 
-The watermark only moves over ids that can no longer appear (see :class:`Horizon`):
-- PostgreSQL: after its query an export records a checkpoint: ``M``, the largest id it
-  saw, and the transactions then holding a ``RowExclusiveLock`` on the events table.
-  A transaction takes that lock before it draws an id from the sequence and keeps it
-  until it ends, so every transaction that may still commit an id at or below ``M``
-  is in the list. Once none of them is left, ``W`` may move to ``M``.
-- SQLite: writers are serialised and commit in id order: what one export saw is settled.
-- Other backends: ``W`` stays at 0 and every export counts the whole table.
+Records below the watermark are settled: the exporter deletes those of the capture log
+(in batches) and, with ``CHARTBUILD_KEEP_EVENTS``, mqueue's events older than that, so
+an export costs what is new, not what has been.
 
-The cursor (watermark, checkpoints, per-model counts and generations) is saved
-with :func:`~chartbuild.files.write_if_changed` after the stamps (and after their
-folder is synced): a crash between the two repeats the change on the next run (an
-extra rebuild, never a missed one). If the cursor is lost, or the event it last saw
-has gone or changed (the database was replaced or flushed), every stamp moves to a
-generation above the one it shows and the cursor starts again from 0.
+The cursor (epoch, per-source watermarks, checkpoints and counts, per-model generations)
+is saved with :func:`~chartbuild.files.write_if_changed` after the stamps (and after
+their folder is synced): a crash between the two repeats the change on the next run (an
+extra rebuild, never a missed one). A stamp reads ``<model> <epoch>.<generation>``. The
+epoch is drawn afresh whenever the cursor is lost or unreadable, when the last record a
+source saw has gone or changed (the database was replaced or flushed), or when a reset
+is requested (:func:`forget`): every stamp then holds a content doit has never seen, and
+everything is rebuilt.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import secrets
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from django.db import connections
-from django.db.models import Count, Max, Q
 
+from chartbuild import tables
 from chartbuild.files import sync_folder, write_if_changed
+from chartbuild.horizon import Horizon
 
 logger = logging.getLogger(__name__)
 
-CURSOR_VERSION = 2
+CURSOR_VERSION = 3
 #: Pending checkpoints kept; dropping the oldest only delays the watermark.
 MAX_CHECKPOINTS = 64
+#: Settled records deleted per statement.
+PRUNE_BATCH = 10_000
+
+Row = tuple[str, int, int, int, int | None]
 
 
-class Horizon:
-    """How a database backend tells which event ids are settled.
+@dataclass
+class SourceState:
+    """What the exporter remembers of one source between runs."""
 
-    ``mark()`` is taken right after an export's query and stored with its checkpoint;
-    ``busy()`` is taken before the next export's query. A checkpoint is settled when
-    no name in its mark is still busy. ``busy()`` returning ``None`` means nothing
-    ever settles, which keeps the exporter correct on any backend.
-    """
+    watermark: int = 0
+    anchor: tuple[int, str] | None = None
+    checkpoints: list[tuple[int, list[str], float]] = field(default_factory=list)
+    window: dict[str, tuple[int, int]] = field(default_factory=dict)
+    pruned: int = 0
 
-    def __init__(self, using: str, table: str) -> None:
-        self.using = using
-        self.table = table
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SourceState:
+        return cls(
+            watermark=data["watermark"],
+            anchor=(data["anchor"][0], data["anchor"][1]) if data["anchor"] else None,
+            checkpoints=[(top, list(mark), at) for top, mark, at in data["checkpoints"]],
+            window={k: (n, m) for k, (n, m) in data["window"].items()},
+            pruned=data.get("pruned", 0),
+        )
 
-    def busy(self) -> set[str] | None:
-        return None
-
-    def mark(self) -> list[str]:
-        return []
-
-    @staticmethod
-    def for_connection(using: str, table: str) -> Horizon:
-        vendor = connections[using].vendor
-        if vendor == "postgresql":
-            return PostgresHorizon(using, table)
-        if vendor == "sqlite":
-            return SqliteHorizon(using, table)
-        return Horizon(using, table)
-
-
-class SqliteHorizon(Horizon):
-    """SQLite has a single writer: every id an export saw is settled."""
-
-    def busy(self) -> set[str]:
-        return set()
-
-
-class PostgresHorizon(Horizon):
-    """The transactions that may be inserting events (``pg_locks``)."""
-
-    def busy(self) -> set[str]:
-        return set(self.mark())
-
-    def mark(self) -> list[str]:
-        with connections[self.using].cursor() as cursor:
-            cursor.execute(
-                "SELECT DISTINCT virtualtransaction FROM pg_locks"
-                " WHERE locktype = 'relation' AND relation = to_regclass(%s)"
-                " AND mode = 'RowExclusiveLock' AND pid IS DISTINCT FROM pg_backend_pid()",
-                [self.table],
-            )
-            return sorted(row[0] for row in cursor.fetchall())
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "watermark": self.watermark,
+            "anchor": list(self.anchor) if self.anchor else None,
+            "checkpoints": [list(c) for c in self.checkpoints],
+            "window": {k: list(v) for k, v in sorted(self.window.items())},
+            "pruned": self.pruned,
+        }
 
 
 @dataclass
 class Cursor:
     """What the exporter remembers between runs (stored as JSON)."""
 
-    watermark: int = 0
-    anchor: tuple[int, str] | None = None
-    checkpoints: list[tuple[int, list[str]]] = field(default_factory=list)
-    window: dict[str, tuple[int, int]] = field(default_factory=dict)
+    epoch: str = field(default_factory=lambda: secrets.token_hex(4))
+    sources: dict[str, SourceState] = field(default_factory=dict)
     generations: dict[str, int] = field(default_factory=dict)
 
     @classmethod
@@ -120,36 +104,223 @@ class Cursor:
         """The saved cursor, or ``None`` if there is none that this version can use."""
         try:
             data = json.loads(path.read_text())
+            if data.get("version") != CURSOR_VERSION:
+                return None
+            return cls(
+                epoch=str(data["epoch"]),
+                sources={k: SourceState.from_dict(v) for k, v in data["sources"].items()},
+                generations={k: int(v) for k, v in data["generations"].items()},
+            )
         except FileNotFoundError:
             return None
-        except ValueError:
-            logger.warning("export cursor %s is unreadable; starting again from 0", path)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            logger.warning("export cursor %s is unreadable (%s): every chart is rebuilt", path, exc)
             return None
-        if data.get("version") != CURSOR_VERSION:
-            return None
-        return cls(
-            watermark=data["watermark"],
-            anchor=tuple(data["anchor"]) if data["anchor"] else None,  # type: ignore[arg-type]
-            checkpoints=[(top, list(mark)) for top, mark in data["checkpoints"]],
-            window={k: (n, m) for k, (n, m) in data["window"].items()},
-            generations=dict(data["generations"]),
-        )
 
     def dumps(self) -> str:
         data: dict[str, Any] = {
             "version": CURSOR_VERSION,
-            "watermark": self.watermark,
-            "anchor": list(self.anchor) if self.anchor else None,
-            "checkpoints": [list(c) for c in self.checkpoints],
-            "window": {k: list(v) for k, v in sorted(self.window.items())},
+            "epoch": self.epoch,
+            "sources": {k: v.as_dict() for k, v in sorted(self.sources.items())},
             "generations": dict(sorted(self.generations.items())),
         }
         return json.dumps(data, indent=1) + "\n"
 
 
+class Source:
+    """A table of change records: what one aggregate query over it says has changed."""
+
+    name: ClassVar[str]
+
+    def __init__(self, using: str) -> None:
+        self.using = using
+        self.connection = connections[using]
+
+    @property
+    def table(self) -> str:
+        raise NotImplementedError
+
+    def quote(self, name: str) -> str:
+        return str(self.connection.ops.quote_name(name))
+
+    def read(self, low: int, new: int) -> tuple[list[Row], int]:
+        """``(key, count, max id, count above new, max id above new)`` per group of the
+        records above ``low``, and the id of a record the read added (0 if none)."""
+        return self.aggregate(low, new), 0
+
+    def aggregate(self, low: int, new: int, below: int | None = None) -> list[Row]:
+        raise NotImplementedError
+
+    def _aggregate(self, key: str, where: str, low: int, new: int, below: int | None) -> list[Row]:
+        group = f"+{key}" if self.connection.vendor == "sqlite" else key  # keep the id range
+        sql = (
+            f"SELECT {key}, COUNT(*), MAX(id), COUNT(CASE WHEN id > %s THEN 1 END),"
+            f" MAX(CASE WHEN id > %s THEN id END) FROM {self.quote(self.table)}"
+            f" WHERE id > %s{where}{' AND id < %s' if below is not None else ''}"
+            f" GROUP BY {group}"
+        )
+        params = [new, new, low, *([below] if below is not None else [])]
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return [(str(k), n, top, n_new, top_new) for k, n, top, n_new, top_new in cursor]
+
+    def anchor(self, record: int) -> tuple[int, str] | None:
+        """The record ``record`` as ``(id, time)``, to recognise this table again."""
+        raise NotImplementedError
+
+    def tables(self, key: str) -> frozenset[str]:
+        """The tables whose change the group ``key`` records."""
+        raise NotImplementedError
+
+    def prune(self, upto: int, state: SourceState) -> int:
+        """Delete settled records (ids up to ``upto``); return how many went."""
+        return 0
+
+
+class EventsSource(Source):
+    """django-mqueue's events, grouped by content type."""
+
+    name = "events"
+
+    def __init__(self, using: str, keep: timedelta | None = None) -> None:
+        super().__init__(using)
+        self.keep = keep
+        self._labels: dict[str, str] = {}
+
+    @property
+    def table(self) -> str:
+        from mqueue.models import MEvent
+
+        return str(MEvent._meta.db_table)
+
+    def aggregate(self, low: int, new: int, below: int | None = None) -> list[Row]:
+        return self._aggregate(
+            "content_type_id", " AND content_type_id IS NOT NULL", low, new, below
+        )
+
+    def anchor(self, record: int) -> tuple[int, str] | None:
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT date_posted FROM {self.quote(self.table)} WHERE id = %s", [record]
+            )
+            row = cursor.fetchone()
+        return (record, str(row[0])) if row else None
+
+    def tables(self, key: str) -> frozenset[str]:
+        from django.contrib.contenttypes.models import ContentType
+
+        try:
+            model = ContentType.objects.db_manager(self.using).get_for_id(int(key)).model_class()
+        except ContentType.DoesNotExist:
+            return frozenset()
+        return tables.written_by(model) if model is not None else frozenset()
+
+    def prune(self, upto: int, state: SourceState) -> int:
+        """With ``CHARTBUILD_KEEP_EVENTS``, delete settled events older than that.
+
+        Events are walked from the oldest in batches and the walk stops at the first one
+        that is young enough to keep (ids follow posting times), so when nothing is due
+        this costs one indexed row.
+        """
+        if self.keep is None:
+            return 0
+        from django.utils import timezone
+        from mqueue.models import MEvent
+
+        cutoff = timezone.now() - self.keep
+        events = MEvent.objects.using(self.using)
+        deleted = 0
+        while True:
+            oldest = list(
+                events.filter(id__lte=upto)
+                .order_by("id")
+                .values_list("id", "date_posted")[:PRUNE_BATCH]
+            )
+            due = [pk for pk, posted in itertools.takewhile(lambda r: r[1] < cutoff, oldest)]
+            if due:
+                deleted += events.filter(id__in=due).delete()[0]
+            if len(due) < PRUNE_BATCH:
+                return deleted
+
+
+class CaptureSource(Source):
+    """chartbuild's capture log (:class:`~chartbuild.models.Change`), grouped by table.
+
+    On SQLite the log's triggers skip a row when the newest record is already one of
+    its table's, so a read ends by adding an empty *marker* record whenever the newest
+    one is a real one: any write after the read then records again. The read and the
+    marker happen under SQLite's write lock (``BEGIN IMMEDIATE``), so no write can slip
+    between them.
+    """
+
+    name = "capture"
+
+    @property
+    def table(self) -> str:
+        from chartbuild.models import Change
+
+        return str(Change._meta.db_table)
+
+    def read(self, low: int, new: int) -> tuple[list[Row], int]:
+        if self.connection.vendor != "sqlite":
+            return self.aggregate(low, new), 0
+        self.connection.ensure_connection()
+        own = not self.connection.in_atomic_block
+        with self.connection.cursor() as cursor:
+            if own:
+                cursor.execute("BEGIN IMMEDIATE")
+            try:
+                rows = self.aggregate(low, new)
+                cursor.execute(
+                    f"SELECT table_name FROM {self.quote(self.table)} ORDER BY id DESC LIMIT 1"
+                )
+                newest = cursor.fetchone()
+                marker = 0
+                if newest is not None and newest[0] != "":
+                    cursor.execute(f"INSERT INTO {self.quote(self.table)} (table_name) VALUES ('')")
+                    marker = int(cursor.lastrowid)
+                if own:
+                    cursor.execute("COMMIT")
+            except BaseException:
+                if own:
+                    cursor.execute("ROLLBACK")
+                raise
+        return rows, marker
+
+    def aggregate(self, low: int, new: int, below: int | None = None) -> list[Row]:
+        return self._aggregate("table_name", "", low, new, below)
+
+    def anchor(self, record: int) -> tuple[int, str] | None:
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"SELECT at FROM {self.quote(self.table)} WHERE id = %s", [record])
+            row = cursor.fetchone()
+        return (record, str(row[0])) if row else None
+
+    def tables(self, key: str) -> frozenset[str]:
+        return frozenset([key]) if key else frozenset()
+
+    def prune(self, upto: int, state: SourceState) -> int:
+        if upto <= state.pruned:
+            return 0
+        log = self.quote(self.table)
+        deleted = 0
+        with self.connection.cursor() as cursor:
+            while True:
+                cursor.execute(
+                    f"DELETE FROM {log} WHERE id IN (SELECT id FROM {log} WHERE id <= %s"
+                    f" ORDER BY id LIMIT {PRUNE_BATCH})",
+                    [upto],
+                )
+                deleted += max(cursor.rowcount, 0)
+                if cursor.rowcount < PRUNE_BATCH:
+                    break
+        state.pruned = upto
+        return deleted
+
+
 @dataclass(frozen=True)
 class ExportResult:
-    """Which models had new events, and where every watched model's stamp is."""
+    """Which models had new changes, and where every watched model's stamp is."""
 
     changed: tuple[str, ...]
     stamps: dict[str, Path]
@@ -158,105 +329,135 @@ class ExportResult:
 class Exporter:
     """Writes ``<state>/stamps/<app_label.model>.stamp`` for each watched model."""
 
-    def __init__(self, models: Iterable[str], state_dir: Path, using: str = "default") -> None:
+    def __init__(
+        self,
+        models: Iterable[str],
+        state_dir: Path,
+        using: str = "default",
+        *,
+        keep_events: timedelta | None = None,
+    ) -> None:
         self.models = sorted({m.lower() for m in models})
         self.state_dir = state_dir
         self.using = using
+        self.keep_events = keep_events
 
     @property
     def cursor_path(self) -> Path:
-        return self.state_dir / "cursor.json"
+        return cursor_path(self.state_dir)
 
     def stamp_path(self, model: str) -> Path:
         return stamp_path(self.state_dir, model)
 
+    def sources(self) -> list[Source]:
+        return [EventsSource(self.using, keep=self.keep_events), CaptureSource(self.using)]
+
     def run(self) -> ExportResult:
-        """Export once: query, write the stamps that changed, then save the cursor."""
-        from mqueue.models import MEvent
-
-        events = MEvent.objects.using(self.using).order_by()
-        horizon = Horizon.for_connection(self.using, MEvent._meta.db_table)
+        """Export once: query, write the stamps that changed, save the cursor, prune."""
+        sources = self.sources()
         cursor = Cursor.load(self.cursor_path)
-        if cursor is None or not self._anchor_holds(events, cursor):
-            if cursor is not None:
-                logger.info("the events table was replaced or flushed; every stamp moves")
-            cursor = Cursor(generations={m: self._generation_shown(m) + 1 for m in self.models})
+        if cursor is not None and not all(self._anchor_holds(s, cursor) for s in sources):
+            logger.warning("the change tables were replaced or flushed: every chart is rebuilt")
+            cursor = None
+        if cursor is None:
+            cursor = Cursor()
 
-        # Move the watermark over checkpoints that nothing can add events below any more.
-        busy = horizon.busy()
-        watermark = cursor.watermark
-        pending = []
-        for top, mark in cursor.checkpoints:
-            if busy is not None and not busy.intersection(mark):
-                watermark = max(watermark, top)
-            else:
-                pending.append((top, mark))
-        pending = [(top, mark) for top, mark in pending if top > watermark]
+        changed_tables: set[str] = set()
+        for source in sources:
+            state = cursor.sources.get(source.name, SourceState())
+            keys, cursor.sources[source.name] = self._export(source, state)
+            for key in keys:
+                changed_tables |= source.tables(key)
 
-        above_new = Q(id__gt=watermark)
-        rows = (
-            events.filter(id__gt=cursor.watermark, content_type__isnull=False)
-            .values("content_type__app_label", "content_type__model")
-            .annotate(
-                n=Count("id"),
-                top=Max("id"),
-                n_new=Count("id", filter=above_new),
-                top_new=Max("id", filter=above_new),
-            )
-        )
-        seen: dict[str, tuple[int, int]] = {}
-        window: dict[str, tuple[int, int]] = {}
-        highest = 0
-        for row in rows:
-            label = f"{row['content_type__app_label']}.{row['content_type__model']}".lower()
-            highest = max(highest, row["top"])
-            seen[label] = (row["n"], row["top"])
-            if row["n_new"]:
-                window[label] = (row["n_new"], row["top_new"])
-
-        changed = []
-        for model in self.models:
-            if seen.get(model) != cursor.window.get(model):
-                cursor.generations[model] = cursor.generations.get(model, 0) + 1
-                changed.append(model)
-        if highest > watermark:
-            if busy is not None:
-                pending.append((highest, horizon.mark()))
-            cursor.anchor = self._anchor(events, highest)
+        reads = tables.of_models(self.models)
+        changed = [m for m in self.models if reads.get(m, frozenset()) & changed_tables]
+        for model in changed:
+            cursor.generations[model] = cursor.generations.get(model, 0) + 1
 
         stamps = {}
         written = False
         for model in self.models:
             path = stamps[model] = self.stamp_path(model)
             generation = cursor.generations.setdefault(model, 0)
-            written |= write_if_changed(path, f"{model} {generation}\n")
+            written |= write_if_changed(path, f"{model} {cursor.epoch}.{generation}\n")
         if written:
             sync_folder(stamp_folder(self.state_dir))  # stamps reach the disk before the cursor
-
-        cursor.watermark = watermark
-        cursor.checkpoints = pending[-MAX_CHECKPOINTS:]
-        cursor.window = window
         write_if_changed(self.cursor_path, cursor.dumps())
+
+        self._prune(sources, cursor)
         if changed:
-            logger.debug("new events for %s", ", ".join(changed))
+            logger.debug("new changes of %s", ", ".join(changed))
         return ExportResult(changed=tuple(changed), stamps=stamps)
 
-    def _generation_shown(self, model: str) -> int:
-        """The generation the stamp of ``model`` shows now (0 if it has none)."""
-        try:
-            return int(self.stamp_path(model).read_text().split()[1])
-        except (OSError, IndexError, ValueError):
-            return 0
+    def _export(self, source: Source, state: SourceState) -> tuple[set[str], SourceState]:
+        """The groups of ``source`` that changed since ``state``, and its next state."""
+        horizon = Horizon.for_connection(self.using, source.table)
+        # Move the watermark over checkpoints that nothing can add records below any more.
+        busy = horizon.busy()
+        watermark = state.watermark
+        pending = []
+        for top, mark, at in state.checkpoints:
+            holding = busy.intersection(mark) if busy is not None else None
+            if holding is not None and not holding:
+                watermark = max(watermark, top)
+            else:
+                pending.append((top, mark, at))
+                if holding:
+                    horizon.held(holding, at)
+        pending = [c for c in pending if c[0] > watermark]
+
+        rows, added = source.read(state.watermark, watermark)
+        seen: dict[str, tuple[int, int]] = {}
+        window: dict[str, tuple[int, int]] = {}
+        highest = added
+        for key, n, top, n_new, top_new in rows:
+            highest = max(highest, top)
+            if key:
+                seen[key] = (n, top)
+                if n_new and top_new is not None:
+                    window[key] = (n_new, top_new)
+        changed = {
+            k for k in seen.keys() | state.window.keys() if seen.get(k) != state.window.get(k)
+        }
+
+        anchor = state.anchor
+        if highest > watermark:
+            if busy is not None:
+                pending.append((highest, horizon.mark(), time.time()))
+            anchor = source.anchor(highest)
+        return changed, SourceState(
+            watermark=watermark,
+            anchor=anchor,
+            checkpoints=pending[-MAX_CHECKPOINTS:],
+            window=window,
+            pruned=state.pruned,
+        )
 
     @staticmethod
-    def _anchor(events: Any, event_id: int) -> tuple[int, str]:
-        """The last event seen, as ``(id, date posted)``, to recognise this table again."""
-        posted = events.filter(pk=event_id).values_list("date_posted", flat=True)[:1]
-        return (event_id, str(posted[0]) if posted else "")
+    def _anchor_holds(source: Source, cursor: Cursor) -> bool:
+        state = cursor.sources.get(source.name)
+        if state is None or state.anchor is None:
+            return True
+        return source.anchor(state.anchor[0]) == state.anchor
 
-    @classmethod
-    def _anchor_holds(cls, events: Any, cursor: Cursor) -> bool:
-        return cursor.anchor is None or cls._anchor(events, cursor.anchor[0]) == cursor.anchor
+    def _prune(self, sources: list[Source], cursor: Cursor) -> None:
+        """Delete settled records: at or below the watermark, and below the anchor."""
+        for source in sources:
+            state = cursor.sources[source.name]
+            upto = min(state.watermark, (state.anchor[0] - 1) if state.anchor else 0)
+            deleted = source.prune(upto, state) if upto > 0 else 0
+            if deleted:
+                logger.debug("deleted %d settled records of %s", deleted, source.table)
+        write_if_changed(self.cursor_path, cursor.dumps())
+
+
+def cursor_path(state_dir: Path) -> Path:
+    return state_dir / "cursor.json"
+
+
+def forget(state_dir: Path) -> None:
+    """Make the next export start a new epoch: every stamp changes, everything is rebuilt."""
+    cursor_path(state_dir).unlink(missing_ok=True)
 
 
 def stamp_folder(state_dir: Path) -> Path:

@@ -1,0 +1,27 @@
+"""chartbuild's own table: the change log that database triggers write to.
+
+Every statement (PostgreSQL) or row (SQLite) that writes to a table a chart reads adds a
+:class:`Change` in the same transaction, whatever issued it: ``save()``, ``update()``,
+``bulk_create()``, raw SQL, another program. The exporter counts them the way it counts
+mqueue's events and deletes them once they are settled (see :mod:`chartbuild.exporter`).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models.functions import Now
+
+
+class Change(models.Model):
+    """One captured write: which table, and when (the database's clock)."""
+
+    id = models.BigAutoField(primary_key=True)
+    table_name = models.CharField(max_length=128)
+    at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        db_table = "chartbuild_change"
+        verbose_name = "captured change"
+
+    def __str__(self) -> str:
+        return f"{self.table_name} at {self.at}"

@@ -1,0 +1,290 @@
+"""Change capture in the database: the triggers, their installation, and ORM capture."""
+
+import os
+import threading
+from io import StringIO
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.db import connection, connections, transaction
+
+from chartbuild import capture, catalog
+from chartbuild.checks import check_capture
+from chartbuild.models import Change
+from demo.shop.models import Product
+from tests.doit import database_url
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WATCHED = {
+    "auth_user",
+    "auth_user_groups",
+    "auth_user_user_permissions",
+    "shop_order",
+    "shop_product",
+}
+
+
+def records(table: str) -> int:
+    return Change.objects.filter(table_name=table).count()
+
+
+@pytest.fixture
+def reinstalled():
+    """Whatever a test does to the triggers, the next one starts with them installed.
+
+    List it before ``settings``: it reinstalls once the test's settings are undone.
+    """
+    yield
+    capture.sync()
+
+
+def test_migrate_installs_a_trigger_on_every_table_a_chart_reads():
+    status = capture.for_database().status(capture.watched_tables(catalog.load()))
+    assert status == dict.fromkeys(WATCHED, capture.INSTALLED)
+
+
+def test_a_write_that_changes_no_row_records_nothing():
+    User.objects.create(username="ada")
+    before = Change.objects.count()
+    User.objects.filter(username="nobody").update(first_name="x")
+    User.objects.filter(username="nobody").delete()
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE shop_product SET price = price WHERE id < 0")
+    assert Change.objects.count() == before
+
+
+def test_one_statement_over_many_rows_records_once():
+    User.objects.bulk_create([User(username=f"u{i}") for i in range(500)])
+    Change.objects.create(table_name="")  # as an export leaves the log after reading it
+    before = records("auth_user")
+    User.objects.update(first_name="all")
+    assert records("auth_user") == before + 1
+
+
+def test_postgres_records_each_statement_that_writes(postgres):
+    before = records("auth_user")
+    with transaction.atomic():
+        User.objects.create(username="a")
+        User.objects.filter(username="nobody").update(first_name="x")  # writes nothing
+        User.objects.filter(username="a").update(first_name="A")
+    assert records("auth_user") == before + 2
+
+
+def test_postgres_records_a_truncate(postgres):
+    Product.objects.create(name="Dune", category="books", price="9.50")
+    before = records("shop_product")
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE shop_product CASCADE")
+    assert records("shop_product") == before + 1
+
+
+def test_a_rolled_back_write_records_nothing():
+    before = Change.objects.count()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        User.objects.create(username="ghost")
+        User.objects.update(is_staff=True)
+        raise RuntimeError("roll back")
+    assert Change.objects.count() == before
+
+
+def test_a_write_from_another_role_and_search_path_still_records(postgres):
+    """The trigger function runs as its owner, with its own search path."""
+    role = f"chartbuild_writer_{os.getpid()}"
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE ROLE {role}")
+        cursor.execute(f"GRANT UPDATE, SELECT ON auth_user TO {role}")
+    User.objects.create(username="ada")
+    before = records("auth_user")
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL ROLE {role}")
+            cursor.execute("SET LOCAL search_path TO pg_catalog")
+            cursor.execute("UPDATE public.auth_user SET first_name = 'Ada'")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"REVOKE ALL ON auth_user FROM {role}")
+            cursor.execute(f"DROP ROLE {role}")
+    assert records("auth_user") == before + 1
+
+
+def test_concurrent_writers_of_one_table_do_not_wait_for_each_other(postgres):
+    """Done-when 2: an append-only log, no counter row held until commit."""
+    User.objects.create(username="a")
+    User.objects.create(username="b")
+    first_wrote, second_done = threading.Event(), threading.Event()
+    errors = []
+
+    def first():
+        try:
+            with transaction.atomic():
+                User.objects.filter(username="a").update(first_name="A")
+                first_wrote.set()
+                assert second_done.wait(20)  # open until the other one has committed
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connections["default"].close()
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert first_wrote.wait(20)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL lock_timeout = '2s'")  # a wait would fail, not hang
+        User.objects.filter(username="b").update(first_name="B")
+    second_done.set()
+    thread.join(20)
+    assert errors == []
+    assert list(User.objects.order_by("username").values_list("first_name", flat=True)) == [
+        "A",
+        "B",
+    ]
+
+
+def test_postgres_notifies_at_commit_and_not_on_rollback(postgres):
+    import psycopg
+
+    with psycopg.connect(database_url(), autocommit=True) as listener:
+        listener.execute("LISTEN chartbuild")
+        with pytest.raises(RuntimeError), transaction.atomic():
+            User.objects.create(username="ghost")
+            raise RuntimeError("roll back")
+        assert list(listener.notifies(timeout=0.5)) == []
+        with transaction.atomic():
+            User.objects.create(username="ada")
+            assert list(listener.notifies(timeout=0.3)) == []  # not before the commit
+        got = list(listener.notifies(timeout=2, stop_after=1))
+    assert [n.payload for n in got] == ["auth_user"]
+
+
+def test_sync_removes_the_triggers_of_tables_no_chart_reads(reinstalled, settings):
+    settings.CHARTBUILD_GENERATORS = ["tests.generators.untracked"]  # reads auth.Group only
+    report = capture.sync()
+    assert set(report.removed) == WATCHED - {"auth_user_groups"}
+    # a group's users and permissions, and mqueue's events of a group (MEvent.groups)
+    assert set(report.added) == {"auth_group", "auth_group_permissions", "mqueue_mevent_groups"}
+    before = records("shop_product")
+    Product.objects.create(name="Dune", category="books", price="9.50")
+    assert records("shop_product") == before
+
+
+def test_sync_removes_nothing_while_a_generator_is_broken(reinstalled, settings):
+    settings.CHARTBUILD_GENERATORS = ["tests.generators.good", "tests.generators.broken"]
+    report = capture.sync()
+    assert report.removed == []
+    status = capture.for_database().status(WATCHED)
+    assert all(state == capture.INSTALLED for state in status.values())
+
+
+def test_an_outdated_trigger_is_reported_and_replaced(reinstalled):
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("ALTER TABLE shop_order DISABLE TRIGGER chartbuild_v1")
+        else:
+            cursor.execute('DROP TRIGGER "chartbuild_v1_shop_order_update"')
+            cursor.execute(
+                'CREATE TRIGGER "chartbuild_v1_shop_order_update" AFTER UPDATE ON shop_order'
+                " BEGIN SELECT 1; END"
+            )
+    backend = capture.for_database()
+    assert backend.status(WATCHED)["shop_order"] == capture.OUTDATED
+    errors = [m for m in check_capture() if m.id == "chartbuild.E010"]
+    assert [m.obj for m in errors] == ["shop_order"]
+    assert "outdated change-capture trigger" in errors[0].msg
+    assert "manage.py migrate" in errors[0].hint
+    assert capture.sync().updated == ["shop_order"]
+    assert backend.status(WATCHED)["shop_order"] == capture.INSTALLED
+
+
+def test_a_missing_trigger_is_an_error_that_migrate_mends(reinstalled):
+    capture.for_database().remove()
+    errors = [m for m in check_capture() if m.id == "chartbuild.E010"]
+    assert sorted(m.obj for m in errors) == sorted(WATCHED)
+    assert "has no change-capture trigger" in errors[0].msg
+    call_command("migrate", verbosity=0)
+    assert [m for m in check_capture() if m.id == "chartbuild.E010"] == []
+
+
+def test_unmigrating_chartbuild_removes_its_triggers_first(reinstalled):
+    call_command("migrate", "chartbuild", "zero", verbosity=0)
+    try:
+        User.objects.create(username="still saves")  # no trigger writes to a missing table
+        assert capture.for_database().remove() == []
+    finally:
+        call_command("migrate", verbosity=0)
+    assert capture.for_database().status(WATCHED)["auth_user"] == capture.INSTALLED
+
+
+def test_the_capture_command_lists_every_watched_table():
+    out = StringIO()
+    call_command("chartbuild", "capture", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert "captured by triggers" in lines[0]
+    rows = {line.split()[0]: line.split()[1] for line in lines[1:]}
+    assert rows == dict.fromkeys(WATCHED, "installed")
+
+
+def test_the_capture_command_installs_and_removes(reinstalled):
+    out = StringIO()
+    call_command("chartbuild", "capture", "--remove", stdout=out)
+    assert "removed the triggers of auth_user" in out.getvalue()
+    out = StringIO()
+    call_command("chartbuild", "capture", "--install", stdout=out)
+    assert "added on auth_user" in out.getvalue()
+
+
+@pytest.fixture
+def orm_capture(reinstalled, settings):
+    """ORM capture as on a database without triggers: the triggers go, the wrapper comes."""
+    capture.for_database().remove()
+    settings.CHARTBUILD_CAPTURE = "orm"
+    capture.for_database().install_wrapper()
+    yield
+    connection.execute_wrappers[:] = [
+        w for w in connection.execute_wrappers if not isinstance(w, capture.Recorder)
+    ]
+    settings.CHARTBUILD_CAPTURE = "auto"
+
+
+WRITES = {
+    "update": lambda: User.objects.update(first_name="x"),
+    "bulk_create": lambda: User.objects.bulk_create([User(username="b1"), User(username="b2")]),
+    "bulk_update": lambda: User.objects.bulk_update(
+        [User(pk=u.pk, username=u.username, last_name="y") for u in User.objects.all()],
+        ["last_name"],
+    ),
+    "queryset delete": lambda: User.objects.filter(username="ada").delete(),
+    "raw SQL": lambda: connection.cursor().execute("UPDATE auth_user SET is_staff = true"),
+}
+
+
+@pytest.mark.parametrize("write", WRITES.values(), ids=WRITES.keys())
+def test_orm_capture_records_writes_through_django(orm_capture, write):
+    User.objects.create(username="ada")
+    before = records("auth_user")
+    write()
+    assert records("auth_user") > before
+
+
+def test_orm_capture_drops_the_record_of_a_rolled_back_write(orm_capture):
+    User.objects.create(username="ada")
+    before = records("auth_user")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        User.objects.update(first_name="x")
+        raise RuntimeError("roll back")
+    assert records("auth_user") == before
+
+
+def test_orm_capture_is_a_warning_that_other_programs_are_not_seen(orm_capture):
+    (warning,) = check_capture()
+    assert warning.id == "chartbuild.W002"
+    assert "not those of other programs" in warning.msg
+
+
+def test_an_unknown_capture_mode_is_an_error(settings):
+    from chartbuild.checks import check_configuration
+
+    settings.CHARTBUILD_CAPTURE = "triggers"
+    (error,) = [m for m in check_configuration() if m.id == "chartbuild.E011"]
+    assert "'auto', 'orm'" in error.msg
