@@ -20,10 +20,10 @@ from typing import Any
 from django.db import DatabaseError
 from django.template import Context, Engine
 
-from chartbuild import catalog, conf, lock, outputs
+from chartbuild import catalog, conf, lock, outputs, reads, tables
 from chartbuild.exceptions import ChartbuildError, ChartError, ExportError
 from chartbuild.exporter import Exporter
-from chartbuild.files import write_if_changed
+from chartbuild.files import remove_temporary, write_if_changed
 from chartbuild.registry import Declaration
 
 logger = logging.getLogger(__name__)
@@ -36,19 +36,46 @@ def now() -> str:
 
 
 def export(models: list[str]) -> tuple[str, ...]:
-    """Take the build lock for the rest of the run, then export new events to stamps."""
+    """Take the build lock for the rest of the run, then export new changes to stamps."""
     state_dir = conf.state_dir()
     lock.hold(state_dir, conf.lock_timeout())
+    if lock.inherited_crash(state_dir):
+        removed = remove_temporary([conf.output_dir(), state_dir], spare=["catalog.json"])
+        if removed:
+            logger.info("removed %d temporary files left by a killed build", len(removed))
     using = conf.database()
     try:
-        result = Exporter(models, state_dir, using=using).run()
+        result = Exporter(models, state_dir, using=using, keep_events=conf.keep_events()).run()
+        _warn_uncaptured(models, using)
     except DatabaseError as exc:
         raise ExportError(
-            f"cannot read change events from database {using!r}: {exc}. "
+            f"cannot read changes from database {using!r}: {exc}. "
             "Check that the database is reachable and that `manage.py migrate` has been run "
-            "(mqueue's table holds the events). Nothing was exported; the next build retries."
+            "(mqueue's events and chartbuild's change log are tables). Nothing was exported; "
+            "the next build retries."
         ) from exc
     return result.changed
+
+
+#: Tables already named in a warning by this process.
+_uncaptured: set[str] = set()
+
+
+def _warn_uncaptured(models: list[str], using: str) -> None:
+    """Warn (once per process) of watched tables whose capture trigger is not installed."""
+    from chartbuild import capture
+
+    watched = tables.readers(models)
+    for table, state in capture.for_database(using).status(watched).items():
+        if state in (capture.MISSING, capture.OUTDATED) and table not in _uncaptured:
+            _uncaptured.add(table)
+            logger.warning(
+                "table %s (read through %s) has %s change-capture trigger: its changes by "
+                "update(), bulk_*() or raw SQL are not seen. Run `manage.py migrate`.",
+                table,
+                ", ".join(sorted(watched[table])),
+                "no" if state == capture.MISSING else "an outdated",
+            )
 
 
 def build(generator_name: str, name: str) -> None:
@@ -56,31 +83,40 @@ def build(generator_name: str, name: str) -> None:
     generator = catalog.load().generator(generator_name)
     declaration = generator.get(name)
     where = f"{declaration.kind} {generator_name}.{name}"
-    try:
-        value = catalog.function(generator, name)()
-    except ChartbuildError:
-        raise
-    except Exception as exc:
-        detail = "".join(traceback.format_exception(exc))
-        raise ChartError(
-            f"{where} (generator {generator_name}) failed: {type(exc).__name__}: {exc}\n{detail}"
-        ) from exc
-    out = conf.output_dir()
     built_at = now()
+    with reads.recording() as recorder:
+        try:
+            value = catalog.function(generator, name)()
+        except ChartbuildError:
+            raise
+        except Exception as exc:
+            detail = "".join(traceback.format_exception(exc))
+            raise ChartError(
+                f"{where} (generator {generator_name}) failed: {type(exc).__name__}: {exc}"
+                f"\n{detail}"
+            ) from exc
+        if declaration.kind == "number":
+            content = number_json(where, declaration, value, built_at)
+        else:
+            spec = chart_spec(where, value)  # Altair may evaluate a lazy queryset here
+    read = recorder.models()
+    undeclared = reads.undeclared(read, declaration.models)
+    if undeclared:
+        text = reads.message(task_name(generator_name, name), undeclared)
+        if conf.strict_reads():
+            raise ChartError(f"{text} (CHARTBUILD_STRICT_READS is on)")
+        logger.warning(text)
+    out = conf.output_dir()
     if declaration.kind == "number":
-        write_if_changed(
-            out / outputs.of(generator_name, declaration)[0],
-            number_json(where, declaration, value, built_at),
-        )
+        write_if_changed(out / outputs.of(generator_name, declaration)[0], content)
     else:
-        spec = chart_spec(where, value)
         spec_path, svg_path, html_path = (out / p for p in outputs.of(generator_name, declaration))
         svg = render_svg(where, spec)
         write_if_changed(spec_path, dumps(spec))
         write_if_changed(svg_path, svg)
         write_if_changed(html_path, chart_page(generator_name, declaration, spec))
     record = outputs.record(conf.state_dir(), generator_name, name)
-    write_if_changed(record, json.dumps({"built_at": built_at}) + "\n")
+    write_if_changed(record, json.dumps({"built_at": built_at, "reads": read}) + "\n")
     write_dashboard(generator)
 
 
@@ -261,6 +297,7 @@ def manifest() -> None:
                     "kind": declaration.kind,
                     "title": declaration.title,
                     "models": list(declaration.models),
+                    "reads": record.get("reads"),
                     "outputs": [p for p in paths if (out / p).exists()],
                     "built_at": record.get("built_at"),
                 }

@@ -16,6 +16,7 @@ import json
 import logging
 import sys
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -89,6 +90,22 @@ class Catalog:
     def problems_of(self, generator: str, name: str = "") -> list[Problem]:
         return [p for p in self.problems if p.generator == generator and p.name in ("", name)]
 
+    def readers(self, models: Iterable[str]) -> dict[str, list[str]]:
+        """``{model: tasks of the charts and numbers that read it}`` for each of ``models``."""
+        wanted = set(models)
+        found: dict[str, list[str]] = {}
+        for generator in self.generators:
+            for declaration in generator.declarations:
+                for model in wanted.intersection(declaration.models):
+                    found.setdefault(model, []).append(f"{generator.name}.{declaration.name}")
+        return found
+
+    def generators_reading(self, models: Iterable[str]) -> list[str]:
+        """Names of the generators with a chart or number that reads one of ``models``."""
+        return sorted(
+            {task.split(".", 1)[0] for tasks in self.readers(models).values() for task in tasks}
+        )
+
 
 def locate() -> list[tuple[str, str, Path | None]]:
     """``(name, module, source path)`` of every configured generator, without importing it."""
@@ -142,21 +159,45 @@ def _mtime(module: ModuleType) -> int | None:
         return None
 
 
+def cache_path(state_dir: Path | None = None) -> Path:
+    return (state_dir or conf.state_dir()) / "catalog.json"
+
+
+def cache_key(state_dir: Path | None = None) -> tuple[str, int]:
+    """Changes whenever a process has seen the generators change (and rewritten the cache).
+
+    Long-lived processes (a web process's hook, ORM capture) key what they derive from
+    the catalog on it, and so read the generators again only when they changed.
+    """
+    path = cache_path(state_dir)
+    try:
+        return (str(path), path.stat().st_mtime_ns)
+    except OSError:
+        return (str(path), 0)
+
+
 def load(state_dir: Path | None = None) -> Catalog:
     """Find every generator and what it declares (from the cache where it is fresh)."""
-    cache_path = (state_dir or conf.state_dir()) / "catalog.json"
+    cache_file = cache_path(state_dir)
     try:
-        cache = json.loads(cache_path.read_text())
-        if cache.get("version") != CACHE_VERSION:
+        cache = json.loads(cache_file.read_text())
+        if not isinstance(cache, dict) or cache.get("version") != CACHE_VERSION:
             cache = {}
-    except (OSError, ValueError):
+        elif not isinstance(cache.get("modules"), dict):
+            raise ValueError("no modules")
+    except FileNotFoundError:
+        cache = {}
+    except (OSError, ValueError) as exc:
+        logger.warning(
+            "generator cache %s is unreadable (%s); reading the generators", cache_file, exc
+        )
         cache = {}
     entries: dict[str, Any] = {}
     generators = []
     for name, module, path in locate():
         key = _file_key(path)
         entry = cache.get("modules", {}).get(module)
-        if entry is None or entry.get("key") != key:
+        if not _usable(entry, key):
             entry = _read_declarations(module, key)
         if not entry.get("error"):
             entries[module] = entry
@@ -171,10 +212,22 @@ def load(state_dir: Path | None = None) -> Catalog:
         )
     data = {"version": CACHE_VERSION, "modules": entries}
     try:
-        write_if_changed(cache_path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+        write_if_changed(cache_file, json.dumps(data, indent=1, sort_keys=True) + "\n")
     except OSError as exc:
-        logger.warning("cannot cache generator declarations in %s: %s", cache_path, exc)
+        logger.warning("cannot cache generator declarations in %s: %s", cache_file, exc)
     return Catalog(tuple(generators), tuple(validate(generators)))
+
+
+def _usable(entry: Any, key: list[int] | None) -> bool:
+    """Whether a cache entry is for this version of the source and well formed."""
+    try:
+        return (
+            entry["key"] == key
+            and key is not None
+            and all(Declaration.from_dict(d) for d in entry["declarations"])
+        )
+    except (TypeError, KeyError, AttributeError):
+        return False
 
 
 def _file_key(path: Path | None) -> list[int] | None:

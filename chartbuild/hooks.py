@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from pathlib import Path
 from typing import Any
 
 from django.db import connections, transaction
@@ -48,18 +47,11 @@ def signal() -> None:
 
 
 @functools.lru_cache(maxsize=4)
-def _watched(state_dir: Path, catalog_mtime: int) -> frozenset[str]:
+def _watched(cache_key: tuple[str, int]) -> frozenset[str]:
+    """The models charts read, read again when a build has seen the generators change."""
     from chartbuild import catalog
 
-    return frozenset(catalog.load(state_dir).models())
-
-
-def _catalog_mtime(state_dir: Path) -> int:
-    """Changes when a build has seen the generators change, so the hook reads them again."""
-    try:
-        return (state_dir / "catalog.json").stat().st_mtime_ns
-    except OSError:
-        return 0
+    return frozenset(catalog.load().models())
 
 
 #: ``(database, content type id)`` -> ``app_label.model``, filled once per process.
@@ -78,9 +70,10 @@ def _watched_label(event: Any) -> str | None:
         with transaction.atomic(using=using):
             content_type = ContentType.objects.db_manager(using).get_for_id(key[1])
         _labels[key] = f"{content_type.app_label}.{content_type.model}".lower()
+    from chartbuild import catalog
+
     label = _labels[key]
-    state_dir = conf.state_dir()
-    return label if label in _watched(state_dir, _catalog_mtime(state_dir)) else None
+    return label if label in _watched(catalog.cache_key()) else None
 
 
 def _after_commit(label: str, using: str) -> None:
@@ -118,10 +111,7 @@ def _act(models: list[str]) -> None:
 def _build(models: list[str]) -> None:
     from chartbuild import catalog, runner
 
-    cat = catalog.load()
-    generators = sorted(
-        {g.name for g in cat.generators for d in g.declarations if set(d.models) & set(models)}
-    )
+    generators = catalog.load().generators_reading(models)
     if not generators:
         return
     result = runner.build([f"gen:{g}" for g in generators])

@@ -24,3 +24,4 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 CHARTBUILD_LOCK_TIMEOUT = float(os.environ.get("CHARTBUILD_LOCK_TIMEOUT", 600))
 CHARTBUILD_POLL_INTERVAL = float(os.environ.get("CHARTBUILD_POLL_INTERVAL", 2))
+CHARTBUILD_STRICT_READS = os.environ.get("CHARTBUILD_STRICT_READS") == "1"
