@@ -11,18 +11,36 @@
 | chartbuild.E007 | ``CHARTBUILD_GENERATORS`` is not a list of dotted module paths |
 | chartbuild.E008 | ``mqueue`` is not in ``INSTALLED_APPS`` |
 | chartbuild.E009 | ``CHARTBUILD_HOOK`` is neither ``"signal"`` nor ``"build"`` |
-| chartbuild.W001 | a model a chart reads is not tracked by ``MQUEUE_AUTOREGISTER`` |
+| chartbuild.E010 | a watched table's change-capture trigger is missing or outdated |
+| chartbuild.E011 | ``CHARTBUILD_CAPTURE`` is neither ``"auto"`` nor ``"orm"`` |
+| chartbuild.E012 | ``chartbuild`` comes before ``mqueue`` in ``INSTALLED_APPS`` |
+| chartbuild.E013 | ``CHARTBUILD_KEEP_EVENTS`` is not a ``timedelta`` |
+| chartbuild.W001 | with the ``"build"`` hook, a model a chart reads is not tracked by mqueue |
+| chartbuild.W002 | the database has no capture triggers: other programs' writes are not seen |
+| chartbuild.W003 | a model mqueue tracks has no admin change page |
+| chartbuild.W004 | the last build saw a chart read a model it does not declare |
+| chartbuild.W005 | a model mqueue tracks has a primary key mqueue cannot store |
+| chartbuild.W006 | a chart reads a database view: writes to the tables behind it are not seen |
+
+E010 and W006 look at the database (``CHARTBUILD_DATABASE``); they are skipped when it
+cannot be reached or is not migrated yet, and while ``migrate`` runs (it installs the
+triggers after migrating).
 """
 
 from __future__ import annotations
 
+import json
+import sys
+from datetime import timedelta
 from typing import Any
 
 from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.db import DatabaseError, connections, models
+from django.urls import NoReverseMatch, reverse
 
-from chartbuild import catalog
+from chartbuild import catalog, conf, outputs, reads
 from chartbuild.registry import model_label, resolve_model
 
 TRACKED_OPERATIONS = {"c", "u", "d"}
@@ -40,15 +58,9 @@ def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
                 id="chartbuild.E007",
             )
         ]
-    hook = getattr(settings, "CHARTBUILD_HOOK", "signal")
-    if hook not in HOOK_MODES:
-        return [
-            Error(
-                f"CHARTBUILD_HOOK must be one of {', '.join(map(repr, HOOK_MODES))}, not {hook!r}",
-                hint='"signal" wakes a running `doit auto`; "build" builds in the saving process.',
-                id="chartbuild.E009",
-            )
-        ]
+    settings_errors = _settings_errors()
+    if settings_errors:
+        return settings_errors
     if not apps.is_installed("mqueue"):
         return [
             Error(
@@ -57,24 +69,80 @@ def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
                 id="chartbuild.E008",
             )
         ]
+    messages: list[CheckMessage] = _app_order()
     cat = catalog.load()
-    messages: list[CheckMessage] = [
+    messages += [
         Error(p.msg, hint=p.hint, obj=p.generator or None, id=p.id) for p in cat.problems
     ]
+    if conf.hook_mode() == "build":
+        messages += _untracked(cat)
+    messages += _mqueue_models()
+    messages += _undeclared_reads(cat)
+    return messages
+
+
+def _settings_errors() -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    hook = getattr(settings, "CHARTBUILD_HOOK", "signal")
+    if hook not in HOOK_MODES:
+        errors.append(
+            Error(
+                f"CHARTBUILD_HOOK must be one of {', '.join(map(repr, HOOK_MODES))}, not {hook!r}",
+                hint='"signal" wakes a running `doit auto`; "build" builds in the saving process.',
+                id="chartbuild.E009",
+            )
+        )
+    capture = getattr(settings, "CHARTBUILD_CAPTURE", "auto")
+    if capture not in conf.CAPTURE_MODES:
+        errors.append(
+            Error(
+                f"CHARTBUILD_CAPTURE must be one of {', '.join(map(repr, conf.CAPTURE_MODES))}, "
+                f"not {capture!r}",
+                hint='"auto" installs database triggers where it can; "orm" captures the writes '
+                "made through Django only.",
+                id="chartbuild.E011",
+            )
+        )
+    keep = getattr(settings, "CHARTBUILD_KEEP_EVENTS", None)
+    if keep is not None and not (isinstance(keep, timedelta) and keep > timedelta(0)):
+        errors.append(
+            Error(
+                f"CHARTBUILD_KEEP_EVENTS must be a positive timedelta or None, not {keep!r}",
+                hint="For example CHARTBUILD_KEEP_EVENTS = timedelta(days=30); None keeps all.",
+                id="chartbuild.E013",
+            )
+        )
+    return errors
+
+
+def _app_order() -> list[CheckMessage]:
+    names = [config.name for config in apps.get_app_configs()]
+    if names.index("chartbuild") < names.index("mqueue"):
+        return [
+            Error(
+                "'chartbuild' comes before 'mqueue' in INSTALLED_APPS: chartbuild cannot guard "
+                "mqueue's receivers, so a save() of a model without an admin page raises "
+                "NoReverseMatch",
+                hint="List 'chartbuild' after 'mqueue' in INSTALLED_APPS.",
+                id="chartbuild.E012",
+            )
+        ]
+    return []
+
+
+def _untracked(cat: catalog.Catalog) -> list[CheckMessage]:
+    """W001: with the "build" hook, only mqueue's events start a build."""
     tracked = _tracked_models()
-    readers: dict[str, list[str]] = {}
-    for generator in cat.generators:
-        for declaration in generator.declarations:
-            for model in declaration.models:
-                readers.setdefault(model, []).append(f"{generator.name}.{declaration.name}")
+    readers = cat.readers(cat.models())
+    messages: list[CheckMessage] = []
     for model in cat.models():
         missing = TRACKED_OPERATIONS - tracked.get(model, set())
         if missing:
             messages.append(
                 Warning(
                     f"{model} is read by {', '.join(readers[model])} but MQUEUE_AUTOREGISTER "
-                    f"does not track its {'/'.join(sorted(missing))} events: those changes "
-                    "will not rebuild the charts",
+                    f"does not track its {'/'.join(sorted(missing))} events: with "
+                    'CHARTBUILD_HOOK = "build", those changes are built by the next build only',
                     hint=f'Add ("{_dotted(model)}", ["c", "u", "d"]) to MQUEUE_AUTOREGISTER.',
                     id="chartbuild.W001",
                 )
@@ -82,26 +150,168 @@ def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
     return messages
 
 
+def _mqueue_models() -> list[CheckMessage]:
+    """W003, W005: models whose save() mqueue cannot record an event for."""
+    messages: list[CheckMessage] = []
+    for path, _ in getattr(settings, "MQUEUE_AUTOREGISTER", []):
+        model = _model_of(str(path))
+        if model is None:
+            continue
+        pk = model._meta.pk
+        if not isinstance(pk, models.IntegerField) or pk.attname != "id":
+            messages.append(
+                Warning(
+                    f"{model._meta.label} has primary key {pk.name!r} ({pk.get_internal_type()}), "
+                    "which mqueue cannot record (it stores an integer 'id'): its saves leave no "
+                    "mqueue event",
+                    hint="chartbuild's change capture still sees its changes; remove it from "
+                    "MQUEUE_AUTOREGISTER to silence this.",
+                    obj=model,
+                    id="chartbuild.W005",
+                )
+            )
+            continue
+        name = f"admin:{model._meta.app_label}_{model._meta.model_name}_change"
+        try:
+            reverse(name, args=[1])
+        except NoReverseMatch:
+            messages.append(
+                Warning(
+                    f"{model._meta.label} has no admin change page ({name!r} does not reverse): "
+                    "mqueue cannot give its events an admin link, so chartbuild records none",
+                    hint="Register it with the admin (admin.site.register) and route "
+                    "admin.site.urls, or remove it from MQUEUE_AUTOREGISTER. Its changes reach "
+                    "the charts through chartbuild's change capture either way.",
+                    obj=model,
+                    id="chartbuild.W003",
+                )
+            )
+    return messages
+
+
+def _undeclared_reads(cat: catalog.Catalog) -> list[CheckMessage]:
+    """W004: reads the last build recorded that the chart does not declare."""
+    state = conf.state_dir()
+    messages: list[CheckMessage] = []
+    for generator in cat.generators:
+        for declaration in generator.declarations:
+            path = outputs.record(state, generator.name, declaration.name)
+            try:
+                read = json.loads(path.read_text()).get("reads") or []
+            except (OSError, ValueError, AttributeError):
+                continue
+            undeclared = reads.undeclared(read, declaration.models)
+            if undeclared:
+                task = f"{generator.name}.{declaration.name}"
+                messages.append(
+                    Warning(
+                        f"the last build saw {reads.message(task, undeclared)}",
+                        hint=f"List {', '.join(undeclared)} in models=[...] of {task}, or set "
+                        "CHARTBUILD_STRICT_READS = True to make such reads fail the build.",
+                        obj=task,
+                        id="chartbuild.W004",
+                    )
+                )
+    return messages
+
+
+@register(Tags.compatibility)
+def check_capture(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """E010, W002, W006: how the tables charts read are captured in the database."""
+    if _settings_errors() or not apps.is_installed("mqueue") or _in_migrate():
+        return []
+    from chartbuild import capture
+
+    using = conf.database()
+    if databases is not None and using not in databases:
+        return []
+    cat = catalog.load()
+    watched = capture.watched_tables(cat)
+    if not watched:
+        return []
+    backend = capture.for_connection(connections[using])
+    if not backend.triggers:
+        return [
+            Warning(
+                f"database {using!r} ({connections[using].vendor}) gets no capture triggers "
+                f"(CHARTBUILD_CAPTURE = {conf.capture()!r}): chartbuild sees the writes made "
+                "through Django only, not those of other programs",
+                hint="Use PostgreSQL or SQLite with CHARTBUILD_CAPTURE = 'auto' to see every "
+                "write; until then rebuild by hand after other programs write (doit -a).",
+                id="chartbuild.W002",
+            )
+        ]
+    try:
+        if not backend.log_exists():
+            return []  # not migrated yet: `migrate` installs everything
+        status = backend.status(watched)
+    except DatabaseError:
+        return []  # unreachable: the builds say so, naming the database
+    messages: list[CheckMessage] = []
+    for table, state in sorted(status.items()):
+        models = ", ".join(sorted(watched.get(table, ())))
+        if state in (capture.MISSING, capture.OUTDATED):
+            messages.append(
+                Error(
+                    f"table {table} (read through {models}) has "
+                    f"{'no' if state == capture.MISSING else 'an outdated'} change-capture "
+                    "trigger: its update(), bulk_*() and raw SQL writes do not rebuild the charts",
+                    hint="Run `manage.py migrate`: it installs chartbuild's triggers.",
+                    obj=table,
+                    id="chartbuild.E010",
+                )
+            )
+        elif state == capture.NOT_A_TABLE:
+            messages.append(
+                Warning(
+                    f"{models} is stored in {table!r}, which is not a table (a view?): "
+                    "chartbuild cannot capture writes to the tables behind it",
+                    hint="Declare the models of the tables it selects from in models=[...].",
+                    obj=table,
+                    id="chartbuild.W006",
+                )
+            )
+    return messages
+
+
+def _in_migrate() -> bool:
+    """Whether these checks run as ``migrate``'s: it installs the triggers, so their
+    absence must not stop it."""
+    from django.core.management.commands.migrate import Command as Migrate
+
+    frame = sys._getframe(1)
+    while frame is not None:
+        if isinstance(frame.f_locals.get("self"), Migrate):
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
+
+
 def _tracked_models() -> dict[str, set[str]]:
     tracked: dict[str, set[str]] = {}
     for path, operations in getattr(settings, "MQUEUE_AUTOREGISTER", []):
-        module, _, name = str(path).rpartition(".")
-        app_label = _app_label(module)
-        try:
-            label = model_label(apps.get_model(app_label, name)) if app_label else path
-        except LookupError:
-            continue
+        model = _model_of(str(path))
+        label = model_label(model) if model is not None else str(path)
         tracked.setdefault(label, set()).update(operations)
     return tracked
 
 
-def _app_label(module: str) -> str | None:
+def _model_of(path: str) -> Any:
+    """The model of a dotted ``module.Model`` path, as mqueue reads it, or ``None``."""
+    module, _, name = path.rpartition(".")
     matches = [
         app_config
         for app_config in apps.get_app_configs()
         if module == app_config.name or module.startswith(app_config.name + ".")
     ]
-    return max(matches, key=lambda a: len(a.name)).label if matches else None
+    if not matches:
+        return None
+    try:
+        return apps.get_model(max(matches, key=lambda a: len(a.name)).label, name)
+    except LookupError:
+        return None
 
 
 def _dotted(model: str) -> str:

@@ -23,6 +23,7 @@ def test_a_good_configuration_passes(settings):
     assert messages(settings, "good") == []
 
 
+@pytest.mark.django_db
 def test_the_demo_configuration_passes():
     assert [m for m in run_checks() if m.id.startswith("chartbuild")] == []
 
@@ -76,16 +77,41 @@ def test_e008_mqueue_not_installed(settings):
     assert "'mqueue' is not in INSTALLED_APPS" in found.msg
 
 
-def test_w001_a_model_mqueue_does_not_track(settings):
+def test_w001_a_model_mqueue_does_not_track_with_the_build_hook(settings):
+    settings.CHARTBUILD_HOOK = "build"
     found = only(messages(settings, "untracked"), "chartbuild.W001")
     assert "auth.group is read by untracked.groups" in found.msg
+    assert 'CHARTBUILD_HOOK = "build"' in found.msg
     assert '("django.contrib.auth.models.Group", ["c", "u", "d"])' in found.hint
 
 
 def test_w001_a_model_tracked_without_deletes(settings):
+    settings.CHARTBUILD_HOOK = "build"
     settings.MQUEUE_AUTOREGISTER = [("django.contrib.auth.models.User", ["c", "u"])]
     found = only(messages(settings, "good"), "chartbuild.W001")
     assert "does not track its d events" in found.msg
+
+
+def test_an_untracked_model_is_fine_when_doit_auto_builds(settings):
+    """The capture triggers see its changes, and doit auto polls or hears NOTIFY."""
+    assert messages(settings, "untracked") == []
+
+
+def test_e012_chartbuild_before_mqueue(settings):
+    apps = [a for a in settings.INSTALLED_APPS if a != "chartbuild"]
+    settings.INSTALLED_APPS = [
+        *apps[: apps.index("mqueue")],
+        "chartbuild",
+        *apps[apps.index("mqueue") :],
+    ]
+    found = only(check_configuration(), "chartbuild.E012")
+    assert "'chartbuild' comes before 'mqueue'" in found.msg
+
+
+def test_e013_keep_events_of_the_wrong_type(settings):
+    settings.CHARTBUILD_KEEP_EVENTS = 30
+    found = only(check_configuration(), "chartbuild.E013")
+    assert "CHARTBUILD_KEEP_EVENTS must be a positive timedelta" in found.msg
 
 
 def test_e009_an_unknown_hook_mode(settings):

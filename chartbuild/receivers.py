@@ -1,0 +1,118 @@
+"""mqueue's signal receivers, guarded so that a ``save()`` never fails because of them.
+
+django-mqueue records an event from ``post_save`` and ``post_delete`` receivers, after
+the row is written, and lets any error escape into the caller's ``save()``:
+
+- a model with no admin change page (not registered, or no admin routed) raises
+  ``NoReverseMatch`` while mqueue computes the event's admin URL;
+- a primary key that is not an integer fitting mqueue's ``obj_pk`` column (a UUID, a
+  string, a big integer) fails the event's insert, and inside a transaction that insert's
+  error breaks the caller's transaction.
+
+chartbuild replaces mqueue's receivers of the models in ``MQUEUE_AUTOREGISTER`` by
+guarded ones (``ChartbuildConfig.ready()``, which must run after mqueue's: list
+``"chartbuild"`` after ``"mqueue"``; system check ``chartbuild.E012``). An event whose
+primary key mqueue cannot store is not recorded; any other error of mqueue's receiver
+is logged once per model and cause. Database errors still propagate: the caller's
+transaction is in trouble and must know. The change itself reaches the charts through
+the capture triggers either way, and ``manage.py check`` says what to fix
+(``chartbuild.W003``).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.db.models.signals import post_delete, post_save
+
+logger = logging.getLogger(__name__)
+
+#: mqueue's ``obj_pk`` is an ``IntegerField``.
+INTEGER = range(-(2**31), 2**31)
+
+#: ``(model label, cause)`` already logged by this process.
+_logged: set[tuple[str, str]] = set()
+
+
+def storable(instance: Any) -> bool:
+    """Whether mqueue can store the primary key of ``instance`` in its ``obj_pk``."""
+    pk = instance.pk
+    return isinstance(pk, int) and not isinstance(pk, bool) and pk in INTEGER
+
+
+def guarded(receiver: Callable[..., Any]) -> Callable[..., Any]:
+    """``receiver``, never raising anything but a database error into ``save()``."""
+
+    @functools.wraps(receiver)
+    def guard(sender: Any, instance: Any, **kwargs: Any) -> None:
+        if not storable(instance):
+            _log_once(instance, "its primary key is not an integer mqueue can store")
+            return
+        try:
+            receiver(sender, instance=instance, **kwargs)
+        except DatabaseError:
+            raise
+        except Exception as exc:
+            _log_once(instance, f"{type(exc).__name__}: {exc}")
+
+    guard.chartbuild_guards = receiver  # type: ignore[attr-defined]
+    return guard
+
+
+def _log_once(instance: Any, cause: str) -> None:
+    key = (instance._meta.label_lower, cause)
+    if key not in _logged:
+        _logged.add(key)
+        logger.warning(
+            "mqueue recorded no event for %s: %s. The save() went through and chartbuild's "
+            "change capture still sees it; `manage.py check` says how to fix this.",
+            instance._meta.label,
+            cause,
+        )
+
+
+def install() -> int:
+    """Swap mqueue's receivers of every model it tracks for guarded ones; return how many."""
+    try:
+        from mqueue import signals as mqueue_signals
+    except ImportError:
+        return 0
+    swaps = [
+        (post_save, mqueue_signals.mmessage_create),
+        (post_save, mqueue_signals.mmessage_update),
+        (post_delete, mqueue_signals.mmessage_delete),
+    ]
+    swapped = 0
+    for path, _ in getattr(settings, "MQUEUE_AUTOREGISTER", []):
+        model = _model(str(path))
+        if model is None:
+            continue
+        for signal, receiver in swaps:
+            if signal.disconnect(receiver, sender=model):
+                signal.connect(
+                    _guard_of(receiver),
+                    sender=model,
+                    weak=False,
+                    dispatch_uid=f"chartbuild-{receiver.__name__}-{model._meta.label_lower}",
+                )
+                swapped += 1
+    return swapped
+
+
+@functools.cache
+def _guard_of(receiver: Callable[..., Any]) -> Callable[..., Any]:
+    return guarded(receiver)
+
+
+def _model(path: str) -> Any:
+    module, _, name = path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
