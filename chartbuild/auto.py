@@ -38,11 +38,16 @@ class Auto(DoitCmdBase):  # type: ignore[misc]
     def execute(self, params: Any, args: list[str]) -> int:
         dodo = Path(params["dodoFile"]).absolute()
         self.loader.setup(params)  # imports dodo.py, which sets Django up
-        from chartbuild import builder, catalog, conf, runner, wakeup
-        from chartbuild.watcher import Watcher
+        from chartbuild import builder, catalog, conf, notify, reconnect, runner, wakeup
+        from chartbuild.watcher import Waker, Watcher
+
+        reconnect.watch()
 
         def build(tasks: list[str] = args) -> BuildResult:
-            return runner.build(tasks, loader=DodoTaskLoader(), loader_args=["-f", str(dodo)])
+            replaced = reconnect.refresh()
+            return runner.build(
+                tasks, loader=DodoTaskLoader(), loader_args=["-f", str(dodo)], reset=bool(replaced)
+            )
 
         def sources() -> list[Path]:
             return [dodo, *(g.path for g in catalog.load().generators if g.path)]
@@ -51,18 +56,24 @@ class Auto(DoitCmdBase):  # type: ignore[misc]
             if dodo in paths:
                 sys.modules.pop(dodo.stem, None)
 
+        def say(text: str) -> None:
+            self.outstream.write(text + "\n")
+            self.outstream.flush()
+
+        wakers: dict[str, Waker] = {}
         try:
-            listener: wakeup.Listener | None = wakeup.Listener(conf.state_dir())
+            wakers["signal"] = wakeup.Listener(conf.state_dir())
         except OSError as exc:
-            listener = None
-            self.outstream.write(
+            say(
                 f"another watcher already listens for this state directory ({exc}); "
-                "this one relies on polling\n"
+                "this one does not hear the hook"
             )
+        if notify.Listener.supported(conf.database()):
+            wakers["notify"] = notify.Listener(conf.database(), say=say)
         watcher = Watcher(
             build,
             sources=sources,
-            listener=listener,
+            wakers=wakers,
             poll_interval=conf.poll_interval(),
             out=self.outstream,
             on_source_change=reload,
@@ -70,10 +81,13 @@ class Auto(DoitCmdBase):  # type: ignore[misc]
         )
         builder.warm_up()
         previous = signal.signal(signal.SIGTERM, _interrupt)
-        self.outstream.write(
-            f"watching (poll every {conf.poll_interval():g} s); Ctrl-C or SIGTERM to stop\n"
+        heard = " and ".join(
+            {"signal": "the hook", "notify": "NOTIFY"}.get(name, name) for name in wakers
         )
-        self.outstream.flush()
+        say(
+            f"watching ({heard + ', ' if heard else ''}poll every {conf.poll_interval():g} s);"
+            " Ctrl-C or SIGTERM to stop"
+        )
         try:
             return watcher.run()
         except KeyboardInterrupt:

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
+
+#: The temporary files :func:`write_if_changed` writes beside their target.
+TEMPORARY = re.compile(r"^\.(?P<target>.+)\.[A-Za-z0-9_]{8}\.tmp$")
 
 
 def write_if_changed(path: Path, data: bytes | str) -> bool:
@@ -47,3 +52,23 @@ def sync_folder(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def remove_temporary(folders: Iterable[Path], *, spare: Iterable[str] = ()) -> list[Path]:
+    """Delete the temporary files a killed writer left in ``folders`` (recursively).
+
+    Only call this while no other process writes there (under the build lock). Files
+    whose target name is in ``spare`` are kept: processes that do not take the build
+    lock write those.
+    """
+    keep = set(spare)
+    removed = []
+    for folder in folders:
+        for root, _, names in os.walk(folder):
+            for name in names:
+                match = TEMPORARY.match(name)
+                if match and match["target"] not in keep:
+                    path = Path(root) / name
+                    path.unlink(missing_ok=True)
+                    removed.append(path)
+    return removed

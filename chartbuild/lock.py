@@ -4,10 +4,15 @@ The lock is an ``flock`` on ``<state>/build.lock``. The kernel releases it when
 the holding process exits, however it exits, so a crashed build never leaves a
 stale lock behind. A second build waits for the first to finish (up to
 ``CHARTBUILD_LOCK_TIMEOUT`` seconds) and then works on fresh state.
+
+The holder writes its pid into the file (so a waiting build can name it) and empties it
+when it lets go normally. A build that finds a pid there took over from one that was
+killed: :func:`inherited_crash` tells it to clear what that one may have left.
 """
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import logging
 import os
@@ -28,6 +33,8 @@ _guard = threading.Lock()
 _threads: dict[Path, threading.Lock] = {}
 _owners: dict[Path, int] = {}
 _files: dict[Path, IO[str]] = {}
+#: Lock files whose previous holder was killed while holding them.
+_crashed: set[Path] = set()
 
 
 def _path(state_dir: Path) -> Path:
@@ -66,6 +73,12 @@ def hold(state_dir: Path, timeout: float) -> None:
     path = _path(state_dir)
     if _owners.get(path) != threading.get_ident():
         _take(path, timeout)
+        atexit.register(_mark_released, _files[path])
+
+
+def inherited_crash(state_dir: Path) -> bool:
+    """Whether this process took the lock over from a build that was killed holding it."""
+    return _path(state_dir) in _crashed
 
 
 @contextmanager
@@ -111,6 +124,11 @@ def acquire(path: Path, timeout: float) -> IO[str]:
                 waited = True
             time.sleep(0.05)
     handle.seek(0)
+    if handle.read().strip():
+        _crashed.add(path.absolute())
+    else:
+        _crashed.discard(path.absolute())
+    handle.seek(0)
     handle.truncate()
     handle.write(f"pid {os.getpid()}\n")
     handle.flush()
@@ -119,8 +137,17 @@ def acquire(path: Path, timeout: float) -> IO[str]:
 
 def release(handle: IO[str]) -> None:
     """Give a lock taken with :func:`acquire` back."""
+    _mark_released(handle)
     fcntl.flock(handle, fcntl.LOCK_UN)
     handle.close()
+
+
+def _mark_released(handle: IO[str]) -> None:
+    """Empty the lock file: its holder let go normally."""
+    if not handle.closed:
+        handle.seek(0)
+        handle.truncate()
+        handle.flush()
 
 
 def _holder(handle: IO[str]) -> str:

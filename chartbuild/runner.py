@@ -114,19 +114,23 @@ def build(
     loader: Any = None,
     loader_args: Sequence[str] = (),
     timeout: float | None = None,
+    reset: bool = False,
 ) -> BuildResult:
     """Export and build ``task_names`` (default: everything) once, under the build lock.
 
-    Raises :class:`~chartbuild.exceptions.LockTimeout` if another build keeps the
-    lock for more than ``timeout`` seconds (default ``CHARTBUILD_LOCK_TIMEOUT``).
+    ``reset=True`` rebuilds everything (the database was replaced, say). Raises
+    :class:`~chartbuild.exceptions.LockTimeout` if another build keeps the lock for more
+    than ``timeout`` seconds (default ``CHARTBUILD_LOCK_TIMEOUT``).
     """
-    from chartbuild import tasks
+    from chartbuild import exporter, tasks
 
     tasks.reset()
     reporter = SummaryReporter()
     started = time.perf_counter()
     wait = conf.lock_timeout() if timeout is None else timeout
     with lock.held(conf.state_dir(), wait):
+        if reset:
+            exporter.forget(conf.state_dir())
         main = DoitMain(loader or default_loader(), extra_config={"run": {"reporter": reporter}})
         code = main.run([*loader_args, "run", *task_names])
     return BuildResult(

@@ -50,11 +50,16 @@ class ContentChecker(MD5Checker):  # type: ignore[misc]
 
 
 def doit_config() -> dict[str, Any]:
-    """``DOIT_CONFIG`` for a chartbuild dodo.py: the sqlite3 backend, state in the state dir."""
+    """``DOIT_CONFIG`` for a chartbuild dodo.py: sqlite3 state in the state dir.
+
+    The backend is doit's ``sqlite3`` one (two builders never lose each other's updates),
+    as :class:`chartbuild.doitdb.DoitDB`: an unreadable file means a full rebuild, not a
+    traceback.
+    """
     state = conf.state_dir()
     state.mkdir(parents=True, exist_ok=True)
     return {
-        "backend": "sqlite3",
+        "backend": "chartbuild",
         "dep_file": str(state / "doit.sqlite3"),
         "check_file_uptodate": ContentChecker,
         "continue": True,

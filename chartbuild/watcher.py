@@ -1,12 +1,16 @@
 """The watcher behind ``doit auto``: build, then build again whenever something changes.
 
 A build is started by any of:
-- a wake-up from the hook (:mod:`chartbuild.wakeup`): a commit wakes it at once;
+- a wake-up: the hook's datagram (:mod:`chartbuild.wakeup`) after a commit in a process
+  of this host, PostgreSQL's ``NOTIFY`` (:mod:`chartbuild.notify`) after a commit of any
+  write to a watched table, from anywhere;
 - a timer: a build starts at most ``CHARTBUILD_POLL_INTERVAL`` seconds after the previous
-  one started, and its export step finds events written by processes and machines
-  without the hook;
+  one started, and its export step finds changes nothing woke it for;
 - a change of a watched source file (generators, ``dodo.py``), seen by watchdog: the
   task graph is reloaded.
+
+A build that cannot run (the database is down, say) is reported once; the next one that
+runs says so, and catches up with everything that changed meanwhile.
 
 Bursts are coalesced: after the first trigger the watcher waits until nothing has
 happened for ``quiet`` seconds (at most ``max_delay`` seconds) and then builds once.
@@ -16,12 +20,13 @@ events come or every ``retry_failed`` seconds; the same failure is reported once
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from watchdog.events import (
     FileClosedEvent,
@@ -36,9 +41,17 @@ from watchdog.observers import Observer
 
 from chartbuild.exceptions import ChartbuildError
 from chartbuild.runner import BuildResult
-from chartbuild.wakeup import Listener
 
 logger = logging.getLogger(__name__)
+
+
+class Waker(Protocol):
+    """Something that wakes the watcher: it calls ``on_wake`` from a thread of its own."""
+
+    def serve(self, on_wake: Callable[[], None]) -> None: ...
+
+    def close(self) -> None: ...
+
 
 #: Events that change a file. Opening and reading one (as every build does, to compare
 #: its content) must not start another build.
@@ -71,7 +84,7 @@ class Watcher:
         build: Callable[[], BuildResult],
         *,
         sources: Callable[[], Iterable[Path]],
-        listener: Listener | None,
+        wakers: dict[str, Waker],
         poll_interval: float,
         out: IO[str],
         on_source_change: Callable[[set[Path]], None] = lambda paths: None,
@@ -85,7 +98,7 @@ class Watcher:
         self.retry_failed = retry_failed
         self._last_build = 0.0
         self.sources = sources
-        self.listener = listener
+        self.wakers = wakers
         self.poll_interval = poll_interval
         self.out = out
         self.on_source_change = on_source_change
@@ -100,6 +113,7 @@ class Watcher:
         self._watched: set[Path] = set()
         self._folders: set[Path] = set()
         self._last_report = ""
+        self._not_run = ""
         self._observer = Observer()
         self.builds = 0
 
@@ -125,8 +139,8 @@ class Watcher:
         """Build, then watch until stopped. Returns 0."""
         self._observer.start()
         self._watch_sources()  # before the first build: edits made during it count
-        if self.listener is not None:
-            self.listener.serve(lambda: self._trigger("signal"))
+        for reason, waker in self.wakers.items():
+            waker.serve(functools.partial(self._trigger, reason))
         try:
             started = time.monotonic()
             self._build_and_report({"start"})
@@ -145,8 +159,8 @@ class Watcher:
                 started = time.monotonic()
                 self._build_and_report(reasons)
         finally:
-            if self.listener is not None:
-                self.listener.close()
+            for waker in self.wakers.values():
+                waker.close()
             self._observer.stop()
             self._observer.join(1)
         return 0
@@ -175,22 +189,35 @@ class Watcher:
             self._last_build = time.monotonic()
             result = self.build()
         except ChartbuildError as exc:
-            self._say(f"[{stamp}] {why}: build not run: {exc}")
+            self._not_running(stamp, why, str(exc))
             return
         except Exception as exc:  # keep watching: the next trigger may find it mended
             logger.exception("build failed")
-            self._say(f"[{stamp}] {why}: build not run: {type(exc).__name__}: {exc}")
+            self._not_running(stamp, why, f"{type(exc).__name__}: {exc}")
             return
         finally:
             self._watch_sources()
         self.builds += 1
         report = result.failure_report()
+        if result.code and not result.charts and _export_failed(result):
+            self._not_running(stamp, why, report)  # nothing could be exported: said once
+            return
+        recovered, self._not_run = bool(self._not_run), ""
         repeated = bool(report) and report == self._last_report and not result.charts
         self._last_report = report
         if repeated:
             return  # the same failure as last time: said already
-        if result.charts or report or result.code or "start" in reasons:
-            self._say(f"[{stamp}] {why}: {result.summary()}" + (f"\n{report}" if report else ""))
+        if result.charts or report or result.code or recovered or "start" in reasons:
+            back = "builds again: " if recovered else ""
+            self._say(
+                f"[{stamp}] {why}: {back}{result.summary()}" + (f"\n{report}" if report else "")
+            )
+
+    def _not_running(self, stamp: str, why: str, reason: str) -> None:
+        """Report a build that could not run, unless it is the same reason as last time."""
+        if reason != self._not_run:
+            self._say(f"[{stamp}] {why}: build not run (retrying at every trigger): {reason}")
+        self._not_run = reason
 
     def _say(self, text: str) -> None:
         self.out.write(text.rstrip() + "\n")
@@ -214,3 +241,8 @@ class Watcher:
                     _Handler(self), str(folder), recursive=False, event_filter=WRITES
                 )
                 self._folders.add(folder)
+
+
+def _export_failed(result: BuildResult) -> bool:
+    """Whether the build stopped at its export (the database is unreachable, say)."""
+    return "export" in result.failures and not result.charts

@@ -2,8 +2,11 @@
 
 import fcntl
 import json
+import os
 import queue
+import shutil
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
@@ -11,9 +14,11 @@ import time
 import mqueue.hooks
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
 
+from chartbuild import wakeup
 from demo.shop.models import Product
-from tests.doit import DOIT, REPO, Build
+from tests.doit import DOIT, REPO, Build, database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -112,7 +117,9 @@ def test_a_new_user_reaches_the_users_outputs_within_two_seconds(auto):
     User.objects.create(username="second")
     wait_until(lambda: users(auto.build) == 2, timeout=2)
     line = auto.wait_for("rebuilt", timeout=5)
-    assert "signal" in line and "users.total_users" in line and "shop." not in line
+    woken = {"signal", "notify"} if connection.vendor == "postgresql" else {"signal"}
+    assert any(reason in line for reason in woken)  # the hook's datagram, or NOTIFY
+    assert "users.total_users" in line and "shop." not in line
     assert shop_mtimes(auto.build) == shop
 
 
@@ -168,3 +175,60 @@ def test_a_burst_of_saves_gives_one_or_two_builds(auto):
         auto.seen.append(auto.lines.get())
     builds = [line for line in auto.seen if "rebuilt" in line and "start:" not in line]
     assert 1 <= len(builds) <= 2, builds
+
+
+def orders(build: Build) -> int:
+    return json.loads((build.out / "shop" / "orders_count.json").read_text())["value"]
+
+
+def insert_order_elsewhere() -> None:
+    """A write by another program: no Django, no hook, only the database's triggers."""
+    import psycopg
+
+    with psycopg.connect(database_url(), autocommit=True) as other:
+        other.execute(
+            "INSERT INTO shop_order (product_id, status, quantity, amount, created_at)"
+            " SELECT id, 'paid', 1, 9.50, now() FROM shop_product LIMIT 1"
+        )
+
+
+def test_a_raw_insert_from_another_connection_is_built_within_a_second(postgres, auto):
+    """Done-when 3: only NOTIFY can explain it (the poll interval is 120 s)."""
+    assert orders(auto.build) == 0
+    insert_order_elsewhere()
+    wait_until(lambda: orders(auto.build) == 1, timeout=1)
+    assert "notify" in auto.wait_for("rebuilt", timeout=5)
+
+
+def test_it_listens_again_after_its_connections_are_terminated(postgres, auto):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    auto.wait_for("lost the LISTEN connection", timeout=10)
+    auto.wait_for("listening on database 'default' again", timeout=10)
+    insert_order_elsewhere()
+    wait_until(lambda: orders(auto.build) == 1, timeout=5)
+    assert auto.process.poll() is None
+
+
+def test_it_notices_a_replaced_sqlite_file(auto):
+    if connection.vendor != "sqlite":
+        pytest.skip("an SQLite database file")
+    name = connection.settings_dict["NAME"]
+    connection.close()
+    replacement = f"{name}.replacement"
+    shutil.copyfile(name, replacement)
+    with sqlite3.connect(replacement) as other:  # a restored backup, say, with one more user
+        other.execute(
+            "INSERT INTO auth_user (username, password, is_superuser, first_name, last_name,"
+            " email, is_staff, is_active, date_joined) VALUES"
+            " ('restored', '', 0, '', '', '', 0, 1, CURRENT_TIMESTAMP)"
+        )
+    os.replace(replacement, name)
+    wakeup.send(auto.build.state)
+    auto.wait_for("was replaced", timeout=10)
+    line = auto.wait_for("rebuilt", timeout=20)
+    assert "shop.orders_count" in line  # everything ran again, not only the user charts
+    assert users(auto.build) == 2

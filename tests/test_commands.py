@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+import time
 from io import StringIO
 
 import mqueue.hooks
@@ -99,3 +100,36 @@ def test_schedule_minutes(text, value):
 def test_bad_schedule_minutes(text):
     with pytest.raises(ValueError):
         minutes(text)
+
+
+def test_gencharts_on_a_schedule_reconnects_after_its_connection_is_terminated(postgres, tmp_path):
+    from django.db import connection
+
+    User.objects.create(username="ada")
+    build = Build(tmp_path)
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "manage.py"), "gencharts", "-s=0.01"],
+        env=build.env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert "rebuilt" in process.stdout.readline()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        User.objects.create(username="bob")
+        total = build.out / "users" / "total_users.json"
+        deadline = time.monotonic() + 20
+        while json.loads(total.read_text())["value"] != 2:
+            assert time.monotonic() < deadline, "the change after the termination was not built"
+            time.sleep(0.1)
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=10)[0]
+    assert process.returncode == 0
+    assert "Traceback" not in output

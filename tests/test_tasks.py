@@ -193,7 +193,7 @@ def test_an_unmigrated_database_fails_the_export_with_a_hint(tmp_path):
     result = b.run()
     assert result.returncode != 0
     error = result.task("export")["error"]
-    assert "cannot read change events from database 'default'" in error
+    assert "cannot read changes from database 'default'" in error
     assert "manage.py migrate" in error
     assert result.charts == set()
 

@@ -28,7 +28,7 @@ def start(tmp_path, builds, **options):
     watcher = Watcher(
         builds,
         sources=lambda: [source],
-        listener=wakeup.Listener(tmp_path),
+        wakers={"signal": wakeup.Listener(tmp_path)},
         poll_interval=options.pop("poll_interval", 60),
         out=out,
         on_source_change=changed.append,
@@ -98,7 +98,7 @@ def test_a_failing_chart_is_reported_once_and_rerun_only_for_new_events(tmp_path
     watcher = Watcher(
         failing,
         sources=list,
-        listener=None,
+        wakers={},
         poll_interval=0.05,
         out=out,
         export=export,
@@ -127,3 +127,31 @@ def test_reading_a_source_starts_no_build(tmp_path):
     finally:
         watcher.stop()
         thread.join(5)
+
+
+def test_a_build_that_cannot_run_is_reported_once_then_its_recovery(tmp_path):
+    down = threading.Event()
+    down.set()
+    builds = {"n": 0}
+
+    def build() -> BuildResult:
+        builds["n"] += 1
+        if down.is_set():
+            return BuildResult(code=1, failures={"export": "cannot read changes: server closed"})
+        return BuildResult(code=0, changed=("auth.user",), built=("users.total",))
+
+    out = io.StringIO()
+    watcher = Watcher(build, sources=list, wakers={}, poll_interval=0.05, out=out)
+    thread = threading.Thread(target=watcher.run)
+    thread.start()
+    try:
+        time.sleep(0.5)
+        assert builds["n"] > 3  # it keeps trying at every poll
+        down.clear()
+        time.sleep(0.3)
+    finally:
+        watcher.stop()
+        thread.join(5)
+    text = out.getvalue()
+    assert text.count("server closed") == 1
+    assert "builds again: auth.user -> rebuilt users.total" in text

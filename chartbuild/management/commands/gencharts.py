@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from chartbuild import runner
+from chartbuild import reconnect, runner
 from chartbuild.exceptions import ChartbuildError
 
 
@@ -46,6 +46,8 @@ class Command(BaseCommand):
             return
         stop = threading.Event()
         previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+        reconnect.watch()
+        self.not_run = ""
         try:
             while not stop.is_set():
                 self.build_in_schedule(quiet)
@@ -56,13 +58,25 @@ class Command(BaseCommand):
             signal.signal(signal.SIGTERM, previous)
 
     def build_in_schedule(self, quiet: bool) -> None:
-        """One scheduled build: failures are reported and the schedule goes on."""
+        """One scheduled build: failures are reported (once while they repeat) and the
+        schedule goes on; a lost database connection is opened again."""
         try:
-            result = runner.build()
+            result = runner.build(reset=bool(reconnect.refresh()))
         except ChartbuildError as exc:
-            self.stderr.write(f"build not run: {exc}")
+            self.report_not_run(str(exc))
             return
+        if "export" in result.failures and not result.charts:
+            self.report_not_run(result.failure_report())
+            return
+        if self.not_run:
+            self.stdout.write("builds again after: " + self.not_run.splitlines()[0])
+            self.not_run = ""
         if not result.ok:
             self.stderr.write(f"{result.summary()}\n{result.failure_report()}")
         elif not quiet:
             self.stdout.write(result.summary())
+
+    def report_not_run(self, reason: str) -> None:
+        if reason != self.not_run:
+            self.stderr.write(f"build not run (retrying at every scheduled build): {reason}")
+        self.not_run = reason

@@ -1,0 +1,79 @@
+"""doit's dependency database, as chartbuild uses it: sqlite3, and never a dead end.
+
+doit keeps what it knows of each task (the state of its ``file_dep``, its values) in one
+file, written when a run ends. A crash, a full disk or a file copied from elsewhere can
+leave that file unreadable, and doit's own ``sqlite3`` backend then stops every run with
+a traceback. :class:`DoitDB` moves such a file aside (``<name>.unreadable``), says so
+once, and starts empty: every task is out of date, so the run rebuilds everything.
+
+It is registered as doit backend ``chartbuild`` (entry point group ``doit.BACKEND``) and
+chosen by :func:`chartbuild.tasks.doit_config`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+from typing import Any
+
+from doit.dependency import DatabaseException, SqliteDB
+
+logger = logging.getLogger(__name__)
+
+UNREADABLE = (DatabaseException, sqlite3.DatabaseError, ValueError)
+
+
+class DoitDB(SqliteDB):  # type: ignore[misc]
+    """doit's ``sqlite3`` backend that starts afresh, with one warning, from an unreadable file."""
+
+    desc = "sqlite3, starting afresh (and rebuilding everything) from an unreadable file"
+
+    def __init__(self, name: str, codec: Any, *, module_name: str | None = None) -> None:
+        try:
+            super().__init__(name, codec, module_name=module_name)
+        except UNREADABLE as exc:
+            self.codec = codec
+            self._cache: dict[str, Any] = {}
+            self._dirty: set[str] = set()
+            self._start_afresh(exc)
+
+    def _start_afresh(self, exc: BaseException) -> None:
+        conn = getattr(self, "_conn", None)
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        aside = f"{self.name}.unreadable"
+        logger.warning(
+            "doit's dependency file %s is unreadable (%s); it was moved to %s and every "
+            "task is rebuilt",
+            self.name,
+            str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            aside,
+        )
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            if os.path.exists(self.name + suffix):
+                os.replace(self.name + suffix, aside + suffix)
+        self._conn = self._sqlite3(self.name)
+
+    def _get_task_data(self, task_id: str) -> Any:
+        try:
+            return super()._get_task_data(task_id)
+        except UNREADABLE as exc:
+            self._start_afresh(exc)
+            return {}
+
+    def in_(self, task_id: str) -> bool:
+        try:
+            return bool(super().in_(task_id))
+        except UNREADABLE as exc:
+            self._start_afresh(exc)
+            return task_id in self._cache
+
+    def dump(self) -> None:
+        try:
+            super().dump()
+        except UNREADABLE as exc:
+            self._start_afresh(exc)
+            super().dump()
