@@ -71,9 +71,7 @@ def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
         ]
     messages: list[CheckMessage] = _app_order()
     cat = catalog.load()
-    messages += [
-        Error(p.msg, hint=p.hint, obj=p.generator or None, id=p.id) for p in cat.problems
-    ]
+    messages += [Error(p.msg, hint=p.hint, obj=p.generator or None, id=p.id) for p in cat.problems]
     if conf.hook_mode() == "build":
         messages += _untracked(cat)
     messages += _mqueue_models()
