@@ -1,14 +1,18 @@
-"""The first export of many pending events, on a scratch database.
+"""The first export of many pending changes, and what a long history costs later exports.
 
-Creates the database, migrates it, inserts ``--events`` mqueue events spread over
-three models with one INSERT ... SELECT, then times ``Exporter.run()``: the first
-run (everything pending) and a second one (nothing new).
+On a scratch database (migrated, so the capture triggers are installed): inserts
+``--events`` mqueue events spread over three models and as many change-log records with
+one INSERT ... SELECT each, then times ``Exporter.run()``: the first run (everything
+pending), a second and a third (the watermarks settle and the log is pruned). Then it
+times an export after 10 new saves following that history, beside the same on an empty
+history, each the median of 5.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -57,22 +61,56 @@ def main(argv: list[str] | None = None) -> int:
             f" FROM {series}",
             [args.events],
         )
+        cursor.execute("DELETE FROM chartbuild_change")
+        cursor.execute(
+            "INSERT INTO chartbuild_change (table_name)"
+            " SELECT CASE n %% 2 WHEN 0 THEN 'auth_user' ELSE 'shop_order' END"
+            f" FROM {series}",
+            [args.events],
+        )
         if connection.vendor == "postgresql":
             cursor.execute("ANALYZE mqueue_mevent")  # as autovacuum would after such an insert
+            cursor.execute("ANALYZE chartbuild_change")
     exporter = Exporter(labels, scratch / "state")
     for label in ("first export", "second export", "third export"):
         started = time.perf_counter()
         result = exporter.run()
         elapsed = time.perf_counter() - started
         sys.stdout.write(
-            f"{connection.vendor}: {label} of {args.events:,} events: {elapsed:.3f} s,"
-            f" changed {list(result.changed)}\n"
+            f"{connection.vendor}: {label} of {args.events:,} events and as many change"
+            f" records: {elapsed:.3f} s, changed {list(result.changed)}\n"
         )
+    after_history = ten_new(exporter)
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM chartbuild_change")
+        cursor.execute("DELETE FROM mqueue_mevent")
+    fresh = Exporter(labels, scratch / "fresh")
+    fresh.run()
+    on_empty = ten_new(fresh)
+    sys.stdout.write(
+        f"{connection.vendor}: export after 10 new saves: {after_history * 1e3:.1f} ms after"
+        f" that history, {on_empty * 1e3:.1f} ms on an empty one (medians of 5)\n"
+    )
     if args.database_url is None:
         connection.close()
         for path in scratch.glob("bench.sqlite3*"):
             path.unlink()
     return 0
+
+
+def ten_new(exporter) -> float:
+    """Median time of an export that finds the changes of 10 new saves."""
+    from django.contrib.auth.models import User
+
+    samples = []
+    for _ in range(5):
+        for i in range(10):
+            User.objects.create(username=f"bench-{time.time_ns()}-{i}")
+        started = time.perf_counter()
+        exporter.run()
+        samples.append(time.perf_counter() - started)
+    User.objects.filter(username__startswith="bench-").delete()
+    return statistics.median(samples)
 
 
 if __name__ == "__main__":

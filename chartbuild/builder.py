@@ -46,7 +46,6 @@ def export(models: list[str]) -> tuple[str, ...]:
     using = conf.database()
     try:
         result = Exporter(models, state_dir, using=using, keep_events=conf.keep_events()).run()
-        _warn_uncaptured(models, using)
     except DatabaseError as exc:
         raise ExportError(
             f"cannot read changes from database {using!r}: {exc}. "
@@ -54,27 +53,36 @@ def export(models: list[str]) -> tuple[str, ...]:
             "(mqueue's events and chartbuild's change log are tables). Nothing was exported; "
             "the next build retries."
         ) from exc
+    _warn_uncaptured(models, using)
     return result.changed
 
 
-#: Tables already named in a warning by this process.
-_uncaptured: set[str] = set()
+#: The catalog keys whose capture this process has checked already.
+_capture_checked: set[tuple[str, int]] = set()
 
 
 def _warn_uncaptured(models: list[str], using: str) -> None:
-    """Warn (once per process) of watched tables whose capture trigger is not installed."""
+    """Warn of watched tables whose capture trigger is missing or outdated.
+
+    Looked at once per process and version of the generators (the build's no-op cost
+    stays a few queries); a failure to look is logged, it does not fail the export.
+    """
     from chartbuild import capture
 
+    key = catalog.cache_key()
+    if key in _capture_checked:
+        return
+    _capture_checked.add(key)
     watched = tables.readers(models)
-    for table, state in capture.for_database(using).status(watched).items():
-        if state in (capture.MISSING, capture.OUTDATED) and table not in _uncaptured:
-            _uncaptured.add(table)
+    try:
+        status = capture.for_database(using).status(watched)
+    except DatabaseError as exc:
+        logger.warning("cannot check chartbuild's capture triggers: %s", exc)
+        return
+    for table, state in sorted(status.items()):
+        if state in (capture.MISSING, capture.OUTDATED):
             logger.warning(
-                "table %s (read through %s) has %s change-capture trigger: its changes by "
-                "update(), bulk_*() or raw SQL are not seen. Run `manage.py migrate`.",
-                table,
-                ", ".join(sorted(watched[table])),
-                "no" if state == capture.MISSING else "an outdated",
+                "%s. Run `manage.py migrate`.", capture.problem(table, state, watched[table])
             )
 
 

@@ -10,6 +10,7 @@ nothing to do imports no generator at all.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import json
@@ -76,15 +77,21 @@ class Catalog:
 
     def models(self) -> list[str]:
         """Every model a valid chart or number reads."""
+        return list(self._models)
+
+    @functools.cached_property
+    def _models(self) -> tuple[str, ...]:
         bad = {(p.generator, p.name) for p in self.problems}
-        return sorted(
-            {
-                model
-                for g in self.generators
-                for d in g.declarations
-                if (g.name, d.name) not in bad and (g.name, "") not in bad
-                for model in d.models
-            }
+        return tuple(
+            sorted(
+                {
+                    model
+                    for g in self.generators
+                    for d in g.declarations
+                    if (g.name, d.name) not in bad and (g.name, "") not in bad
+                    for model in d.models
+                }
+            )
         )
 
     def problems_of(self, generator: str, name: str = "") -> list[Problem]:
@@ -174,6 +181,20 @@ def cache_key(state_dir: Path | None = None) -> tuple[str, int]:
         return (str(path), path.stat().st_mtime_ns)
     except OSError:
         return (str(path), 0)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached(key: tuple[str, int]) -> Catalog:
+    return load()
+
+
+def cached() -> Catalog:
+    """The catalog, loaded again only when a build has seen the generators change.
+
+    For long-lived processes that only read it (the hook, ORM capture in a web process):
+    keyed by :func:`cache_key`, so it costs one ``stat`` while nothing changed.
+    """
+    return _cached(cache_key())
 
 
 def load(state_dir: Path | None = None) -> Catalog:

@@ -40,7 +40,7 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import DatabaseError, connections, models
 from django.urls import NoReverseMatch, reverse
 
-from chartbuild import catalog, conf, outputs, reads
+from chartbuild import catalog, conf, outputs, reads, receivers
 from chartbuild.registry import model_label, resolve_model
 
 TRACKED_OPERATIONS = {"c", "u", "d"}
@@ -151,17 +151,15 @@ def _untracked(cat: catalog.Catalog) -> list[CheckMessage]:
 def _mqueue_models() -> list[CheckMessage]:
     """W003, W005: models whose save() mqueue cannot record an event for."""
     messages: list[CheckMessage] = []
-    for path, _ in getattr(settings, "MQUEUE_AUTOREGISTER", []):
-        model = _model_of(str(path))
-        if model is None:
-            continue
+    for model, _ in receivers.tracked():
         pk = model._meta.pk
         if not isinstance(pk, models.IntegerField) or pk.attname != "id":
             messages.append(
                 Warning(
-                    f"{model._meta.label} has primary key {pk.name!r} ({pk.get_internal_type()}), "
-                    "which mqueue cannot record (it stores an integer 'id'): its saves leave no "
-                    "mqueue event",
+                    f"{model._meta.label} has primary key {pk.name!r} ({pk.get_internal_type()}): "
+                    "mqueue needs an integer primary key named 'id' (it links its events "
+                    "through instance.id and stores the key as an integer), so its saves leave "
+                    "no mqueue event",
                     hint="chartbuild's change capture still sees its changes; remove it from "
                     "MQUEUE_AUTOREGISTER to silence this.",
                     obj=model,
@@ -253,9 +251,7 @@ def check_capture(
         if state in (capture.MISSING, capture.OUTDATED):
             messages.append(
                 Error(
-                    f"table {table} (read through {models}) has "
-                    f"{'no' if state == capture.MISSING else 'an outdated'} change-capture "
-                    "trigger: its update(), bulk_*() and raw SQL writes do not rebuild the charts",
+                    capture.problem(table, state, watched.get(table, ())),
                     hint="Run `manage.py migrate`: it installs chartbuild's triggers.",
                     obj=table,
                     id="chartbuild.E010",
@@ -264,7 +260,7 @@ def check_capture(
         elif state == capture.NOT_A_TABLE:
             messages.append(
                 Warning(
-                    f"{models} is stored in {table!r}, which is not a table (a view?): "
+                    f"{models} is stored in {table!r}, which is a view, not a table: "
                     "chartbuild cannot capture writes to the tables behind it",
                     hint="Declare the models of the tables it selects from in models=[...].",
                     obj=table,
@@ -289,27 +285,9 @@ def _in_migrate() -> bool:
 
 def _tracked_models() -> dict[str, set[str]]:
     tracked: dict[str, set[str]] = {}
-    for path, operations in getattr(settings, "MQUEUE_AUTOREGISTER", []):
-        model = _model_of(str(path))
-        label = model_label(model) if model is not None else str(path)
-        tracked.setdefault(label, set()).update(operations)
+    for model, operations in receivers.tracked():
+        tracked.setdefault(model_label(model), set()).update(operations)
     return tracked
-
-
-def _model_of(path: str) -> Any:
-    """The model of a dotted ``module.Model`` path, as mqueue reads it, or ``None``."""
-    module, _, name = path.rpartition(".")
-    matches = [
-        app_config
-        for app_config in apps.get_app_configs()
-        if module == app_config.name or module.startswith(app_config.name + ".")
-    ]
-    if not matches:
-        return None
-    try:
-        return apps.get_model(max(matches, key=lambda a: len(a.name)).label, name)
-    except LookupError:
-        return None
 
 
 def _dotted(model: str) -> str:

@@ -13,6 +13,7 @@
 | ``CHARTBUILD_CAPTURE`` | ``"auto"`` | triggers where the database has them, or ``"orm"`` |
 | ``CHARTBUILD_STRICT_READS`` | ``False`` | a chart reading an undeclared model fails its task |
 | ``CHARTBUILD_KEEP_EVENTS`` | ``None`` | a ``timedelta``: delete exported mqueue events older |
+| ``CHARTBUILD_NOTIFY`` | ``True`` | PostgreSQL's capture triggers send ``NOTIFY chartbuild`` |
 
 Relative paths are taken from ``BASE_DIR`` when the settings define it (as those of
 ``startproject`` do), else from the working directory; so the web process, ``doit``
@@ -110,3 +111,14 @@ def keep_events() -> timedelta | None:
     """
     value = getattr(settings, "CHARTBUILD_KEEP_EVENTS", None)
     return value if isinstance(value, timedelta) else None
+
+
+def notify() -> bool:
+    """Whether PostgreSQL's capture triggers send ``NOTIFY``: ``CHARTBUILD_NOTIFY``, default True.
+
+    ``NOTIFY`` wakes ``doit auto`` at commit. Turn it off for writers that use two-phase
+    commit (``PREPARE TRANSACTION`` refuses a transaction that notified); ``doit auto``
+    then finds their changes by polling. Changing it makes the triggers outdated: run
+    ``migrate``.
+    """
+    return bool(getattr(settings, "CHARTBUILD_NOTIFY", True))

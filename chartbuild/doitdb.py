@@ -22,7 +22,16 @@ from doit.dependency import DatabaseException, SqliteDB
 
 logger = logging.getLogger(__name__)
 
-UNREADABLE = (DatabaseException, sqlite3.DatabaseError, ValueError)
+#: SQLite's own words for a file that is not (or no longer) a database.
+CORRUPT = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}
+
+
+def unreadable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the file is damaged, not merely busy, full or missing."""
+    for error in (exc, exc.__context__, exc.__cause__):
+        if isinstance(error, sqlite3.DatabaseError):
+            return getattr(error, "sqlite_errorname", "") in CORRUPT
+    return isinstance(exc, ValueError)  # a task's stored state is not JSON
 
 
 class DoitDB(SqliteDB):  # type: ignore[misc]
@@ -33,7 +42,9 @@ class DoitDB(SqliteDB):  # type: ignore[misc]
     def __init__(self, name: str, codec: Any, *, module_name: str | None = None) -> None:
         try:
             super().__init__(name, codec, module_name=module_name)
-        except UNREADABLE as exc:
+        except (DatabaseException, sqlite3.DatabaseError) as exc:
+            if not unreadable(exc):
+                raise
             self.codec = codec
             self._cache: dict[str, Any] = {}
             self._dirty: set[str] = set()
@@ -60,20 +71,26 @@ class DoitDB(SqliteDB):  # type: ignore[misc]
     def _get_task_data(self, task_id: str) -> Any:
         try:
             return super()._get_task_data(task_id)
-        except UNREADABLE as exc:
+        except (sqlite3.DatabaseError, ValueError) as exc:
+            if not unreadable(exc):
+                raise
             self._start_afresh(exc)
             return {}
 
     def in_(self, task_id: str) -> bool:
         try:
             return bool(super().in_(task_id))
-        except UNREADABLE as exc:
+        except (sqlite3.DatabaseError, ValueError) as exc:
+            if not unreadable(exc):
+                raise
             self._start_afresh(exc)
             return task_id in self._cache
 
     def dump(self) -> None:
         try:
             super().dump()
-        except UNREADABLE as exc:
+        except (sqlite3.DatabaseError, ValueError) as exc:
+            if not unreadable(exc):
+                raise
             self._start_afresh(exc)
             super().dump()

@@ -19,7 +19,9 @@ watermark only moves over ids no transaction can still commit (:mod:`chartbuild.
 
 Records below the watermark are settled: the exporter deletes those of the capture log
 (in batches) and, with ``CHARTBUILD_KEEP_EVENTS``, mqueue's events older than that, so
-an export costs what is new, not what has been.
+an export costs what is new, not what has been. Several state directories may export
+from one database: each registers its watermarks (:class:`Consumers`) before it reads,
+and records are deleted only below the smallest.
 
 The cursor (epoch, per-source watermarks, checkpoints and counts, per-model generations)
 is saved with :func:`~chartbuild.files.write_if_changed` after the stamps (and after
@@ -33,10 +35,12 @@ everything is rebuilt.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import logging
 import secrets
+import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -44,7 +48,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
-from django.db import connections
+from django.db import DatabaseError, connections
 
 from chartbuild import tables
 from chartbuild.files import sync_folder, write_if_changed
@@ -148,20 +152,18 @@ class Source:
         records above ``low``, and the id of a record the read added (0 if none)."""
         return self.aggregate(low, new), 0
 
-    def aggregate(self, low: int, new: int, below: int | None = None) -> list[Row]:
+    def aggregate(self, low: int, new: int) -> list[Row]:
         raise NotImplementedError
 
-    def _aggregate(self, key: str, where: str, low: int, new: int, below: int | None) -> list[Row]:
+    def _aggregate(self, key: str, where: str, low: int, new: int) -> list[Row]:
         group = f"+{key}" if self.connection.vendor == "sqlite" else key  # keep the id range
         sql = (
             f"SELECT {key}, COUNT(*), MAX(id), COUNT(CASE WHEN id > %s THEN 1 END),"
             f" MAX(CASE WHEN id > %s THEN id END) FROM {self.quote(self.table)}"
-            f" WHERE id > %s{where}{' AND id < %s' if below is not None else ''}"
-            f" GROUP BY {group}"
+            f" WHERE id > %s{where} GROUP BY {group}"
         )
-        params = [new, new, low, *([below] if below is not None else [])]
         with self.connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(sql, [new, new, low])
             return [(str(k), n, top, n_new, top_new) for k, n, top, n_new, top_new in cursor]
 
     def anchor(self, record: int) -> tuple[int, str] | None:
@@ -193,10 +195,8 @@ class EventsSource(Source):
 
         return str(MEvent._meta.db_table)
 
-    def aggregate(self, low: int, new: int, below: int | None = None) -> list[Row]:
-        return self._aggregate(
-            "content_type_id", " AND content_type_id IS NOT NULL", low, new, below
-        )
+    def aggregate(self, low: int, new: int) -> list[Row]:
+        return self._aggregate("content_type_id", " AND content_type_id IS NOT NULL", low, new)
 
     def anchor(self, record: int) -> tuple[int, str] | None:
         with self.connection.cursor() as cursor:
@@ -265,10 +265,12 @@ class CaptureSource(Source):
         if self.connection.vendor != "sqlite":
             return self.aggregate(low, new), 0
         self.connection.ensure_connection()
-        own = not self.connection.in_atomic_block
+        if self.connection.in_atomic_block or not self.connection.get_autocommit():
+            # The marker must outlive this read: a transaction that rolls it back would
+            # leave a table's later writes unrecorded.
+            raise RuntimeError("the exporter must run outside a transaction (atomic block)")
         with self.connection.cursor() as cursor:
-            if own:
-                cursor.execute("BEGIN IMMEDIATE")
+            cursor.execute("BEGIN IMMEDIATE")
             try:
                 rows = self.aggregate(low, new)
                 cursor.execute(
@@ -279,16 +281,14 @@ class CaptureSource(Source):
                 if newest is not None and newest[0] != "":
                     cursor.execute(f"INSERT INTO {self.quote(self.table)} (table_name) VALUES ('')")
                     marker = int(cursor.lastrowid)
-                if own:
-                    cursor.execute("COMMIT")
+                cursor.execute("COMMIT")
             except BaseException:
-                if own:
-                    cursor.execute("ROLLBACK")
+                cursor.execute("ROLLBACK")
                 raise
         return rows, marker
 
-    def aggregate(self, low: int, new: int, below: int | None = None) -> list[Row]:
-        return self._aggregate("table_name", "", low, new, below)
+    def aggregate(self, low: int, new: int) -> list[Row]:
+        return self._aggregate("table_name", "", low, new)
 
     def anchor(self, record: int) -> tuple[int, str] | None:
         with self.connection.cursor() as cursor:
@@ -361,6 +361,10 @@ class Exporter:
             cursor = None
         if cursor is None:
             cursor = Cursor()
+        # Before reading: no other exporter may prune what this one has not settled yet.
+        floor = Consumers(self.using, consumer_name(self.state_dir)).register(
+            {s.name: cursor.sources.get(s.name, SourceState()).watermark for s in sources}
+        )
 
         changed_tables: set[str] = set()
         for source in sources:
@@ -384,7 +388,10 @@ class Exporter:
             sync_folder(stamp_folder(self.state_dir))  # stamps reach the disk before the cursor
         write_if_changed(self.cursor_path, cursor.dumps())
 
-        self._prune(sources, cursor)
+        try:
+            self._prune(sources, cursor, floor)
+        except DatabaseError as exc:  # the stamps are right; the next export prunes
+            logger.warning("cannot delete settled change records now: %s", exc)
         if changed:
             logger.debug("new changes of %s", ", ".join(changed))
         return ExportResult(changed=tuple(changed), stamps=stamps)
@@ -440,15 +447,68 @@ class Exporter:
             return True
         return source.anchor(state.anchor[0]) == state.anchor
 
-    def _prune(self, sources: list[Source], cursor: Cursor) -> None:
-        """Delete settled records: at or below the watermark, and below the anchor."""
+    def _prune(self, sources: list[Source], cursor: Cursor, floor: dict[str, int]) -> None:
+        """Delete the records every exporter of this database has settled.
+
+        Below the smallest registered watermark, which also keeps every exporter's anchor
+        (an anchor is at or above its exporter's watermark).
+        """
         for source in sources:
             state = cursor.sources[source.name]
-            upto = min(state.watermark, (state.anchor[0] - 1) if state.anchor else 0)
+            upto = min(state.watermark, floor.get(source.name, 0)) - 1
             deleted = source.prune(upto, state) if upto > 0 else 0
             if deleted:
                 logger.debug("deleted %d settled records of %s", deleted, source.table)
         write_if_changed(self.cursor_path, cursor.dumps())
+
+
+#: An exporter not seen for this long no longer holds the pruning of the others back.
+CONSUMER_TTL = timedelta(days=7)
+#: How often an exporter whose watermarks did not move says it is still there.
+CONSUMER_REFRESH = timedelta(hours=1)
+
+
+def consumer_name(state_dir: Path) -> str:
+    """This exporter's name among those of its database: host and state directory."""
+    name = f"{socket.gethostname()}:{state_dir.absolute()}"
+    if len(name) > 255:
+        name = name[:190] + ":" + hashlib.sha256(name.encode()).hexdigest()
+    return name
+
+
+class Consumers:
+    """The exporters of one database (:class:`~chartbuild.models.Consumer`)."""
+
+    def __init__(self, using: str, name: str) -> None:
+        self.using = using
+        self.name = name
+
+    def register(self, watermarks: dict[str, int]) -> dict[str, int]:
+        """Record this exporter's watermarks; return each source's smallest over all of them."""
+        from django.utils import timezone
+
+        from chartbuild.models import Consumer
+
+        now = timezone.now()
+        rows = {row.name: row for row in Consumer.objects.using(self.using)}
+        own = rows.get(self.name)
+        values = {"events": watermarks.get("events", 0), "capture": watermarks.get("capture", 0)}
+        if (
+            own is None
+            or (own.events, own.capture) != tuple(values.values())
+            or (now - own.seen > CONSUMER_REFRESH)
+        ):
+            rows[self.name] = Consumer.objects.using(self.using).update_or_create(
+                name=self.name, defaults={**values, "seen": now}
+            )[0]
+        gone = [name for name, row in rows.items() if now - row.seen > CONSUMER_TTL]
+        if gone:
+            logger.info(
+                "exporters not seen for %s no longer hold pruning back: %s", CONSUMER_TTL, gone
+            )
+            Consumer.objects.using(self.using).filter(name__in=gone).delete()
+        live = [row for name, row in rows.items() if name not in gone]
+        return {key: min(getattr(row, key) for row in live) for key in values}
 
 
 def cursor_path(state_dir: Path) -> Path:

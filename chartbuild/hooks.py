@@ -17,7 +17,6 @@ under the build lock, for a small site without a watcher.
 
 from __future__ import annotations
 
-import functools
 import logging
 from typing import Any
 
@@ -46,14 +45,6 @@ def signal() -> None:
     wakeup.send(conf.state_dir())
 
 
-@functools.lru_cache(maxsize=4)
-def _watched(cache_key: tuple[str, int]) -> frozenset[str]:
-    """The models charts read, read again when a build has seen the generators change."""
-    from chartbuild import catalog
-
-    return frozenset(catalog.load().models())
-
-
 #: ``(database, content type id)`` -> ``app_label.model``, filled once per process.
 _labels: dict[tuple[str, int], str] = {}
 
@@ -73,7 +64,7 @@ def _watched_label(event: Any) -> str | None:
     from chartbuild import catalog
 
     label = _labels[key]
-    return label if label in _watched(catalog.cache_key()) else None
+    return label if label in catalog.cached().models() else None
 
 
 def _after_commit(label: str, using: str) -> None:

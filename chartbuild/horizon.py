@@ -71,18 +71,27 @@ class SqliteHorizon(Horizon):
 class PostgresHorizon(Horizon):
     """The transactions that may be inserting into the table (``pg_locks``)."""
 
-    def busy(self) -> set[str]:
-        return set(self.mark())
+    def busy(self) -> set[str] | None:
+        marked = self._locks()
+        return None if marked is None else set(marked)
 
     def mark(self) -> list[str]:
-        with connections[self.using].cursor() as cursor:
+        return self._locks() or []
+
+    def _locks(self) -> list[str] | None:
+        """The lockers of the table, or ``None`` if the table cannot be found (nothing is
+        then settled: failing open would skip late commits)."""
+        connection = connections[self.using]
+        with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT DISTINCT virtualtransaction FROM pg_locks"
-                " WHERE locktype = 'relation' AND relation = to_regclass(%s)"
-                " AND mode = 'RowExclusiveLock' AND pid IS DISTINCT FROM pg_backend_pid()",
-                [self.table],
+                "SELECT t.oid, ARRAY(SELECT DISTINCT l.virtualtransaction FROM pg_locks l"
+                " WHERE l.locktype = 'relation' AND l.relation = t.oid"
+                " AND l.mode = 'RowExclusiveLock' AND l.pid IS DISTINCT FROM pg_backend_pid())"
+                " FROM (SELECT to_regclass(%s)::oid AS oid) AS t",
+                [connection.ops.quote_name(self.table)],
             )
-            return sorted(row[0] for row in cursor.fetchall())
+            oid, lockers = cursor.fetchone()
+        return None if oid is None else sorted(lockers)
 
     def held(self, names: set[str], since: float) -> None:
         held_for = time.time() - since

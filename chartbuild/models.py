@@ -25,3 +25,25 @@ class Change(models.Model):
 
     def __str__(self) -> str:
         return f"{self.table_name} at {self.at}"
+
+
+class Consumer(models.Model):
+    """An exporter of this database (one per state directory) and how far it has settled.
+
+    The exporter deletes settled records; with several state directories on one database
+    (two checkouts, a staging builder), a record may be deleted only once every one of them
+    has settled it. Each exporter registers its watermarks here before it reads, and prunes
+    below the smallest. One not seen for a week no longer holds pruning back.
+    """
+
+    name = models.CharField(max_length=255, primary_key=True)
+    events = models.BigIntegerField(default=0)
+    capture = models.BigIntegerField(default=0)
+    seen = models.DateTimeField()
+
+    class Meta:
+        db_table = "chartbuild_consumer"
+        verbose_name = "change consumer"
+
+    def __str__(self) -> str:
+        return self.name

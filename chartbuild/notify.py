@@ -60,18 +60,17 @@ class Listener:
         self._thread.start()
 
     def close(self) -> None:
+        """Stop listening; the listening thread closes its own connection within 0.5 s."""
         self._closed.set()
         if self._thread is not None:
-            self._thread.join(2)
-        self._disconnect()
+            self._thread.join(0.6)
 
     def _connect(self) -> Any:
-        wrapper = connections.create_connection(self.using)
-        wrapper.ensure_connection()
-        with wrapper.cursor() as cursor:
-            cursor.execute(f"LISTEN {wrapper.ops.quote_name(self.channel)}")
-        self._connection = wrapper
-        return wrapper.connection
+        self._connection = connections.create_connection(self.using)
+        self._connection.ensure_connection()
+        with self._connection.cursor() as cursor:
+            cursor.execute(f"LISTEN {self._connection.ops.quote_name(self.channel)}")
+        return self._connection.connection
 
     def _disconnect(self) -> None:
         wrapper, self._connection = self._connection, None
@@ -85,6 +84,7 @@ class Listener:
             try:
                 raw = self._connect()
             except Exception as exc:  # any failure means: try again later
+                self._disconnect()
                 if not lost:
                     self.say(
                         f"cannot LISTEN on database {self.using!r} ({_first_line(exc)}); "

@@ -25,11 +25,15 @@ from django.db import connections
 
 from chartbuild import tables
 
-#: Identifiers in SQL: quoted ("x", `x`, [x]) or bare words.
-IDENTIFIER = re.compile(r'"([^"]+)"|`([^`]+)`|\[([^\]]+)\]|\b([A-Za-z_][\w$]*)\b')
+_QUOTED = r'"([^"]+)"|`([^`]+)`|\[([^\]]+)\]'
+#: Where SQL names a table: after FROM or JOIN (quoted or bare), or qualifying a column
+#: ("shop_order"."status"). A column that happens to share a table's name is no read.
+TABLE = re.compile(
+    rf"\b(?:FROM|JOIN)\s+(?:{_QUOTED}|([A-Za-z_][\w$]*))|(?:{_QUOTED})\s*\.", re.IGNORECASE
+)
 
 
-class Recorder:
+class Queries:
     """An execute wrapper that keeps every SQL statement it sees."""
 
     def __init__(self) -> None:
@@ -44,7 +48,7 @@ class Recorder:
         known = tables.owners()
         found = set()
         for sql in self.statements:
-            for match in IDENTIFIER.finditer(sql):
+            for match in TABLE.finditer(sql):
                 name = next(group for group in match.groups() if group is not None)
                 if name in known:
                     found.add(name)
@@ -57,9 +61,9 @@ class Recorder:
 
 
 @contextmanager
-def recording() -> Iterator[Recorder]:
+def recording() -> Iterator[Queries]:
     """Record the SQL every database connection runs in this thread inside the block."""
-    recorder = Recorder()
+    recorder = Queries()
     with ExitStack() as stack:
         for alias in connections:
             stack.enter_context(connections[alias].execute_wrapper(recorder))

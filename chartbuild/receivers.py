@@ -89,10 +89,7 @@ def install() -> int:
         (post_delete, mqueue_signals.mmessage_delete),
     ]
     swapped = 0
-    for path, _ in getattr(settings, "MQUEUE_AUTOREGISTER", []):
-        model = _model(str(path))
-        if model is None:
-            continue
+    for model, _ in tracked():
         for signal, receiver in swaps:
             if signal.disconnect(receiver, sender=model):
                 signal.connect(
@@ -110,9 +107,19 @@ def _guard_of(receiver: Callable[..., Any]) -> Callable[..., Any]:
     return guarded(receiver)
 
 
-def _model(path: str) -> Any:
-    module, _, name = path.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
+def tracked() -> list[tuple[Any, str]]:
+    """``(model, operations)`` of ``MQUEUE_AUTOREGISTER``, resolved as mqueue resolves them.
+
+    Entries that do not name an importable model are left out (mqueue itself fails at
+    start-up on those).
+    """
+    found = []
+    for path, operations in getattr(settings, "MQUEUE_AUTOREGISTER", []):
+        module, _, name = str(path).rpartition(".")
+        try:
+            model = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError, ValueError):
+            continue
+        if hasattr(model, "_meta"):
+            found.append((model, "".join(operations)))
+    return found

@@ -68,4 +68,8 @@ def refresh() -> list[str]:
             replaced.append(connection.alias)
             continue
         connection.close_if_unusable_or_obsolete()
+    if replaced:
+        from django.contrib.contenttypes.models import ContentType
+
+        ContentType.objects.clear_cache()  # the new file may number them otherwise
     return replaced

@@ -1,5 +1,6 @@
 """Change capture in the database: the triggers, their installation, and ORM capture."""
 
+import logging
 import os
 import threading
 from io import StringIO
@@ -7,7 +8,7 @@ from io import StringIO
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
-from django.db import connection, connections, transaction
+from django.db import DatabaseError, connection, connections, transaction
 
 from chartbuild import capture, catalog
 from chartbuild.checks import check_capture
@@ -288,3 +289,107 @@ def test_an_unknown_capture_mode_is_an_error(settings):
     settings.CHARTBUILD_CAPTURE = "triggers"
     (error,) = [m for m in check_configuration() if m.id == "chartbuild.E011"]
     assert "'auto', 'orm'" in error.msg
+
+
+def test_a_migration_of_an_app_charts_read_records_its_tables():
+    """A data migration writes without any trigger seeing it (SQLite even rebuilds tables)."""
+    from django.db.migrations.loader import MigrationLoader
+
+    migration = MigrationLoader(connection).get_migration("shop", "0001_initial")
+    before = {table: records(table) for table in WATCHED}
+    capture.on_post_migrate(using="default", verbosity=0, plan=[(migration, False)])
+    after = {table: records(table) for table in WATCHED}
+    assert {t for t in WATCHED if after[t] > before[t]} == {"shop_order", "shop_product"}
+
+
+def test_postgres_records_an_update_beside_a_delete_that_writes_nothing(postgres):
+    """A data-modifying WITH fires one trigger pair per event: each counts on its own."""
+    User.objects.create(username="ada")
+    before = records("auth_user")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "WITH gone AS (DELETE FROM auth_user WHERE false)"
+            " UPDATE auth_user SET first_name = 'Ada'"
+        )
+    assert records("auth_user") == before + 1
+
+
+def test_orm_mode_removes_the_triggers_left_from_auto(reinstalled, settings):
+    settings.CHARTBUILD_CAPTURE = "orm"
+    assert set(capture.sync().removed) == WATCHED
+    assert capture.remove(connection) == []  # whatever the setting: nothing left
+    settings.CHARTBUILD_CAPTURE = "auto"
+
+
+def test_triggers_and_functions_of_other_names_are_left_alone(reinstalled):
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "CREATE FUNCTION chartbuild_audit() RETURNS trigger LANGUAGE plpgsql"
+                " AS $$ BEGIN RETURN NULL; END $$"
+            )
+            cursor.execute(
+                "CREATE TRIGGER chartbuild_audit AFTER INSERT ON shop_product"
+                " FOR EACH STATEMENT EXECUTE FUNCTION chartbuild_audit()"
+            )
+            exists = (
+                "SELECT count(*) FROM pg_trigger WHERE tgname = 'chartbuild_audit'"
+                " UNION ALL SELECT count(*) FROM pg_proc WHERE proname = 'chartbuild_audit'"
+            )
+        else:
+            cursor.execute(
+                "CREATE TRIGGER chartbuild_audit AFTER INSERT ON shop_product BEGIN SELECT 1; END"
+            )
+            exists = "SELECT count(*) FROM sqlite_master WHERE name = 'chartbuild_audit'"
+    try:
+        capture.for_database().remove()
+        capture.sync()
+        with connection.cursor() as cursor:
+            cursor.execute(exists)
+            assert all(count == 1 for (count,) in cursor.fetchall())
+    finally:
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute("DROP TRIGGER chartbuild_audit ON shop_product")
+                cursor.execute("DROP FUNCTION chartbuild_audit()")
+            else:
+                cursor.execute("DROP TRIGGER chartbuild_audit")
+
+
+def test_without_notify_the_triggers_are_outdated_then_silent(postgres, reinstalled, settings):
+    import psycopg
+
+    settings.CHARTBUILD_NOTIFY = False
+    assert capture.for_database().status(WATCHED)["auth_user"] == capture.OUTDATED
+    assert set(capture.sync().updated) == WATCHED
+    with psycopg.connect(database_url(), autocommit=True) as listener:
+        listener.execute("LISTEN chartbuild")
+        User.objects.create(username="quiet")
+        assert list(listener.notifies(timeout=0.5)) == []
+    assert records("auth_user") >= 1
+    settings.CHARTBUILD_NOTIFY = True
+
+
+def test_a_failed_orm_record_is_logged_and_never_breaks_the_write(orm_capture, caplog):
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE chartbuild_change RENAME TO chartbuild_change_away")
+    try:
+        with caplog.at_level(logging.WARNING, logger="chartbuild.capture"):
+            User.objects.create(username="still saved")
+            User.objects.update(first_name="x")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE chartbuild_change_away RENAME TO chartbuild_change")
+    assert User.objects.filter(username="still saved", first_name="x").exists()
+    assert caplog.text.count("could not record a write to auth_user") == 1
+
+
+def test_a_failed_installation_is_reported_and_migrate_goes_on(monkeypatch, caplog):
+    def refused(*args, **kwargs):
+        raise DatabaseError("must be owner of table auth_user")
+
+    monkeypatch.setattr(capture, "sync", refused)
+    with caplog.at_level(logging.ERROR, logger="chartbuild.capture"):
+        capture.on_post_migrate(using="default", verbosity=0)
+    assert "must be owner of table auth_user" in caplog.text
+    assert "manage.py chartbuild capture --install" in caplog.text

@@ -56,3 +56,8 @@ def test_sqlite_settles_what_it_has_seen():
     if connection.vendor != "sqlite":
         pytest.skip("SQLite")
     assert h.busy() == set() and h.mark() == []
+
+
+def test_a_table_that_cannot_be_found_settles_nothing(postgres):
+    h = horizon.Horizon.for_connection("default", "no_such_table")
+    assert h.busy() is None

@@ -62,3 +62,9 @@ def test_strict_reads_fail_that_task_only(sneaky):
     assert "CHARTBUILD_STRICT_READS" in result.task("sneaky.sneaky")["error"]
     assert result.task("sneaky.honest")["result"] == "success"
     assert not (sneaky.out / "sneaky" / "sneaky.json").exists()
+
+
+def test_a_column_that_shares_a_tables_name_is_no_read():
+    recorder = reads.Queries()
+    recorder.statements = ['SELECT "t"."shop_order" FROM "auth_user" "t" WHERE "shop_order" = 1']
+    assert recorder.models() == ["auth.user"]

@@ -87,3 +87,19 @@ def test_the_build_after_a_killed_one_removes_its_temporary_files(build):
     assert not any(path.exists() for path in leftovers)
     assert total_users(build) == 4
     assert (build.state / "build.lock").read_text() == ""  # let go normally this time
+
+
+def test_a_busy_doit_database_is_not_taken_for_a_corrupt_one(build):
+    import sqlite3
+
+    holder = sqlite3.connect(build.state / "doit.sqlite3", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        result = build.run()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.returncode != 0
+    assert "locked" in result.stdout + result.stderr
+    assert not (build.state / "doit.sqlite3.unreadable").exists()
+    assert build.run().returncode == 0

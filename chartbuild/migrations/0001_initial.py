@@ -6,7 +6,7 @@ def remove_capture(apps, schema_editor):
     """Before the change log goes, the triggers that write to it go (or every write fails)."""
     from chartbuild import capture
 
-    capture.for_connection(schema_editor.connection).remove()
+    capture.remove(schema_editor.connection)
 
 
 class Migration(migrations.Migration):
@@ -28,6 +28,19 @@ class Migration(migrations.Migration):
             options={
                 "verbose_name": "captured change",
                 "db_table": "chartbuild_change",
+            },
+        ),
+        migrations.CreateModel(
+            name="Consumer",
+            fields=[
+                ("name", models.CharField(max_length=255, primary_key=True, serialize=False)),
+                ("events", models.BigIntegerField(default=0)),
+                ("capture", models.BigIntegerField(default=0)),
+                ("seen", models.DateTimeField()),
+            ],
+            options={
+                "verbose_name": "change consumer",
+                "db_table": "chartbuild_consumer",
             },
         ),
         migrations.RunPython(migrations.RunPython.noop, remove_capture, elidable=False),
