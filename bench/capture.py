@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         for on in (True, False) if round_ % 2 else (False, True):
             switch(on)
             if round_ < args.rounds:
-                for i in range(10):  # warm the plans after the triggers changed
+                for _ in range(10):  # warm the plans after the triggers changed
                     user.save()
                 started = time.perf_counter()
                 for i in range(args.saves):
@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         (f"{args.rows:,}-row update()", updates, "ms", 1e3),
     ):
         without, with_ = statistics.median(samples[False]), statistics.median(samples[True])
-        paired = statistics.median(b / a for a, b in zip(samples[False], samples[True]))
+        pairs = zip(samples[False], samples[True], strict=True)
+        paired = statistics.median(b / a for a, b in pairs)
         out.write(
             f"  {label:22s} without capture {without * scale:9.3f} {unit}"
             f"   with capture {with_ * scale:9.3f} {unit}"
