@@ -12,6 +12,7 @@ from chartbuild.exceptions import (
     ExportError,
     GeneratorError,
     LockTimeout,
+    OutputError,
 )
 from chartbuild.registry import chart, number
 
@@ -22,6 +23,7 @@ __all__ = [
     "ExportError",
     "GeneratorError",
     "LockTimeout",
+    "OutputError",
     "chart",
     "number",
 ]

@@ -10,7 +10,6 @@ goes with the process.
 
 from __future__ import annotations
 
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,6 @@ from typing import Any
 from doit.cmd_base import DodoTaskLoader, DoitCmdBase
 
 from chartbuild.runner import BuildResult
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 class Auto(DoitCmdBase):  # type: ignore[misc]
@@ -38,7 +33,7 @@ class Auto(DoitCmdBase):  # type: ignore[misc]
     def execute(self, params: Any, args: list[str]) -> int:
         dodo = Path(params["dodoFile"]).absolute()
         self.loader.setup(params)  # imports dodo.py, which sets Django up
-        from chartbuild import builder, catalog, conf, notify, reconnect, runner, wakeup
+        from chartbuild import catalog, conf, interrupts, notify, reconnect, render, runner, wakeup
         from chartbuild.watcher import Waker, Watcher
 
         reconnect.watch()
@@ -79,8 +74,10 @@ class Auto(DoitCmdBase):  # type: ignore[misc]
             on_source_change=reload,
             export=lambda: build(["export"]),
         )
-        builder.warm_up()
-        previous = signal.signal(signal.SIGTERM, _interrupt)
+        interrupts.install()  # Ctrl-C and SIGTERM stop it at once, even inside a query
+        render.warm_up()
+        import altair  # noqa: F401 - the first rebuild is as fast as the next
+
         heard = " and ".join(
             {"signal": "the hook", "notify": "NOTIFY"}.get(name, name) for name in wakers
         )
@@ -93,5 +90,3 @@ class Auto(DoitCmdBase):  # type: ignore[misc]
         except KeyboardInterrupt:
             self.outstream.write("stopped\n")
             return 0
-        finally:
-            signal.signal(signal.SIGTERM, previous)

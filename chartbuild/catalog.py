@@ -16,6 +16,7 @@ import importlib.util
 import json
 import logging
 import sys
+import threading
 import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -141,21 +142,33 @@ def _source(module: str) -> Path | None:
 _imported: dict[str, int | None] = {}
 
 
+_import_guard = threading.RLock()
+
+
 def import_generator(module: str) -> ModuleType:
-    """Import a generator module, re-reading it if its source changed since it was imported."""
-    try:
-        loaded = sys.modules.get(module)
-        if loaded is not None and _imported.get(module) != _mtime(loaded):
-            # Import afresh rather than reload: reload keeps functions the new source removed.
-            del sys.modules[module]
-            loaded = None
-        if loaded is None:
-            loaded = importlib.import_module(module)
-    except Exception as exc:
-        detail = "".join(traceback.format_exception_only(exc)).strip()
-        raise GeneratorError(f"generator module {module!r} cannot be imported: {detail}") from exc
-    _imported[module] = _mtime(loaded)
-    return loaded
+    """Import a generator module, re-reading it if its source changed since it was imported.
+
+    Anything the module raises while it is imported (``SystemExit`` included) is a
+    :class:`GeneratorError`. Threads of a parallel build import one at a time.
+    """
+    with _import_guard:
+        try:
+            loaded = sys.modules.get(module)
+            if loaded is not None and _imported.get(module) != _mtime(loaded):
+                # Import afresh, not reload: reload keeps functions the new source removed.
+                sys.modules.pop(module, None)
+                loaded = None
+            if loaded is None:
+                loaded = importlib.import_module(module)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            detail = "".join(traceback.format_exception_only(exc)).strip()
+            raise GeneratorError(
+                f"generator module {module!r} cannot be imported: {detail}"
+            ) from exc
+        _imported[module] = _mtime(loaded)
+        return loaded
 
 
 def _mtime(module: ModuleType) -> int | None:

@@ -29,7 +29,6 @@ triggers after migrating).
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import timedelta
 from typing import Any
@@ -187,15 +186,10 @@ def _mqueue_models() -> list[CheckMessage]:
 
 def _undeclared_reads(cat: catalog.Catalog) -> list[CheckMessage]:
     """W004: reads the last build recorded that the chart does not declare."""
-    state = conf.state_dir()
     messages: list[CheckMessage] = []
     for generator in cat.generators:
         for declaration in generator.declarations:
-            path = outputs.record(state, generator.name, declaration.name)
-            try:
-                read = json.loads(path.read_text()).get("reads") or []
-            except (OSError, ValueError, AttributeError):
-                continue
+            read = outputs.read_record(generator.name, declaration.name).reads
             undeclared = reads.undeclared(read, declaration.models)
             if undeclared:
                 task = f"{generator.name}.{declaration.name}"

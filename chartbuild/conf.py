@@ -14,6 +14,8 @@
 | ``CHARTBUILD_STRICT_READS`` | ``False`` | a chart reading an undeclared model fails its task |
 | ``CHARTBUILD_KEEP_EVENTS`` | ``None`` | a ``timedelta``: delete exported mqueue events older |
 | ``CHARTBUILD_NOTIFY`` | ``True`` | PostgreSQL's capture triggers send ``NOTIFY chartbuild`` |
+| ``CHARTBUILD_PARALLEL`` | CPU count | threads of a build (doit's ``-n`` overrides it) |
+| ``CHARTBUILD_CACHE_DIR`` | user cache | where ``vega.js`` is kept between output directories |
 
 Relative paths are taken from ``BASE_DIR`` when the settings define it (as those of
 ``startproject`` do), else from the working directory; so the web process, ``doit``
@@ -22,6 +24,7 @@ and the management commands agree on them wherever they are started.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -122,3 +125,24 @@ def notify() -> bool:
     ``migrate``.
     """
     return bool(getattr(settings, "CHARTBUILD_NOTIFY", True))
+
+
+def parallel() -> int:
+    """Threads a build runs its tasks in: ``CHARTBUILD_PARALLEL``, default the CPU count.
+
+    ``1`` builds serially. doit's ``-n N`` overrides it for one run.
+    """
+    value = getattr(settings, "CHARTBUILD_PARALLEL", None)
+    return max(1, int(value)) if value is not None else (os.cpu_count() or 1)
+
+
+def cache_dir() -> Path:
+    """Where ``vega.js`` is cached per vl-convert version: ``CHARTBUILD_CACHE_DIR``.
+
+    Default: ``$XDG_CACHE_HOME/chartbuild``, or ``~/.cache/chartbuild``.
+    """
+    value = getattr(settings, "CHARTBUILD_CACHE_DIR", None)
+    if value:
+        return _path(value)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "chartbuild"

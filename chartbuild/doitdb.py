@@ -20,6 +20,8 @@ from typing import Any
 
 from doit.dependency import DatabaseException, SqliteDB
 
+from chartbuild import files
+
 logger = logging.getLogger(__name__)
 
 #: SQLite's own words for a file that is not (or no longer) a database.
@@ -87,6 +89,7 @@ class DoitDB(SqliteDB):  # type: ignore[misc]
             return task_id in self._cache
 
     def dump(self) -> None:
+        files.flush()  # what doit is about to record as built is on the disk first
         try:
             super().dump()
         except (sqlite3.DatabaseError, ValueError) as exc:

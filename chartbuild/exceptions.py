@@ -13,6 +13,10 @@ class ChartError(ChartbuildError):
     """A chart or number function failed or returned something unusable."""
 
 
+class OutputError(ChartbuildError):
+    """An output could not be written (a full disk, a read-only or vanished directory)."""
+
+
 class ExportError(ChartbuildError):
     """The change events could not be read (database unreachable, table missing)."""
 

@@ -383,10 +383,12 @@ class Exporter:
         for model in self.models:
             path = stamps[model] = self.stamp_path(model)
             generation = cursor.generations.setdefault(model, 0)
-            written |= write_if_changed(path, f"{model} {cursor.epoch}.{generation}\n")
+            written |= write_if_changed(
+                path, f"{model} {cursor.epoch}.{generation}\n", durable=True
+            )
         if written:
             sync_folder(stamp_folder(self.state_dir))  # stamps reach the disk before the cursor
-        write_if_changed(self.cursor_path, cursor.dumps())
+        write_if_changed(self.cursor_path, cursor.dumps(), durable=True)
 
         try:
             self._prune(sources, cursor, floor)

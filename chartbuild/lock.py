@@ -67,13 +67,16 @@ def _give(path: Path) -> None:
 def hold(state_dir: Path, timeout: float) -> None:
     """Take the build lock of ``state_dir`` for the rest of this process's life.
 
-    Does nothing if this thread holds it already (inside :func:`held`). Raises
-    :class:`LockTimeout` if another build keeps it for more than ``timeout`` seconds.
+    Does nothing if this process holds it already: a build run by :func:`held` in one
+    thread runs its tasks in others. Raises :class:`LockTimeout` if another build keeps
+    it for more than ``timeout`` seconds.
     """
     path = _path(state_dir)
-    if _owners.get(path) != threading.get_ident():
-        _take(path, timeout)
-        atexit.register(_mark_released, _files[path])
+    with _guard:
+        if path in _owners:
+            return
+    _take(path, timeout)
+    atexit.register(_mark_released, _files[path])
 
 
 def inherited_crash(state_dir: Path) -> bool:

@@ -1,9 +1,27 @@
-"""Where every output of a build lives, relative to the output directory."""
+"""Where every output of a build lives, how a chart's outputs are replaced, and its record.
+
+Paths are relative to the output directory, except the records, which are build state:
+one small JSON file per chart or number saying when it was last built, what its queries
+read, and whether its last build failed.
+
+:func:`publish` replaces the outputs of one chart as a set: every new file is written
+beside its target first, and only when all of them are written do they replace their
+targets. A failure while writing (a full disk, a read-only or vanished directory) leaves
+every old output in place and raises :class:`~chartbuild.exceptions.OutputError`, which
+names the file and what to do.
+"""
 
 from __future__ import annotations
 
+import errno
+import json
+import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from chartbuild import conf
+from chartbuild.exceptions import OutputError
+from chartbuild.files import discard, write_if_changed, write_temporary
 from chartbuild.registry import Declaration
 
 STATIC = "static"
@@ -33,6 +51,80 @@ def assets() -> list[str]:
     return [f"{STATIC}/{name}" for name in ASSETS]
 
 
-def record(state_dir: Path, generator: str, name: str) -> Path:
-    """When a chart or number was last built (kept with the build state)."""
-    return state_dir / "records" / generator / f"{name}.json"
+def publish(files: dict[Path, str | bytes]) -> list[Path]:
+    """Replace ``files`` as a set; those whose content is unchanged are left alone.
+
+    Returns the paths that were replaced. Raises :class:`OutputError` (with every target
+    unchanged) if any of them cannot be written.
+    """
+    pending: list[tuple[Path, str]] = []
+    try:
+        for path, data in files.items():
+            content = data.encode() if isinstance(data, str) else data
+            try:
+                if path.read_bytes() == content:
+                    continue
+            except OSError:
+                pass
+            pending.append((path, write_temporary(path, content)))
+        for path, temporary in pending:
+            os.replace(temporary, path)
+    except OSError as exc:
+        for _, temporary in pending:
+            discard(temporary)
+        raise output_error(exc) from exc
+    return [path for path, _ in pending]
+
+
+def output_error(exc: OSError) -> OutputError:
+    """A message for a failed write that names the file and says what to do."""
+    where = exc.filename or "the output directory"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        what = "the disk is full; free some space"
+    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        what = "it is read-only or not writable by this user; fix its permissions"
+    elif exc.errno == errno.ENOENT:
+        what = "its directory vanished; check CHARTBUILD_OUTPUT_DIR"
+    else:
+        what = exc.strerror or str(exc)
+    return OutputError(
+        f"cannot write {where}: {what}. The previous outputs are unchanged; "
+        "the next build writes them once this is fixed."
+    )
+
+
+@dataclass(frozen=True)
+class Record:
+    """What the last build of one chart or number did."""
+
+    built_at: str = ""
+    reads: tuple[str, ...] = ()
+    error: str = ""
+    failed_at: str = ""
+
+    def as_json(self) -> str:
+        data = {k: v for k, v in asdict(self).items() if v}
+        data["reads"] = list(self.reads)
+        return json.dumps(data, sort_keys=True) + "\n"
+
+
+def record_path(generator: str, name: str, state_dir: Path | None = None) -> Path:
+    return (state_dir or conf.state_dir()) / "records" / generator / f"{name}.json"
+
+
+def read_record(generator: str, name: str, state_dir: Path | None = None) -> Record:
+    """The record of a chart or number (empty if it was never built)."""
+    try:
+        data = json.loads(record_path(generator, name, state_dir).read_text())
+        return Record(
+            built_at=str(data.get("built_at") or ""),
+            reads=tuple(data.get("reads") or ()),
+            error=str(data.get("error") or ""),
+            failed_at=str(data.get("failed_at") or ""),
+        )
+    except (OSError, ValueError, AttributeError, TypeError):
+        return Record()
+
+
+def write_record(generator: str, name: str, record: Record, state_dir: Path | None = None) -> None:
+    write_if_changed(record_path(generator, name, state_dir), record.as_json())

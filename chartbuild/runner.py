@@ -15,7 +15,7 @@ from typing import Any
 from doit.cmd_base import ModuleTaskLoader, TaskLoader2
 from doit.doit_cmd import DoitMain
 
-from chartbuild import conf, lock
+from chartbuild import conf, lock, progress
 from chartbuild.exceptions import BuildFailed
 
 
@@ -104,7 +104,7 @@ def default_loader() -> TaskLoader2 | ModuleTaskLoader:
     from chartbuild import tasks
 
     namespace: dict[str, Any] = {name: getattr(tasks, name) for name in tasks.__all__}
-    namespace["DOIT_CONFIG"] = tasks.doit_config()
+    namespace["DOIT_CONFIG"] = tasks.doit_config(interruptible=False)
     return ModuleTaskLoader(namespace)
 
 
@@ -131,8 +131,9 @@ def build(
     with lock.held(conf.state_dir(), wait):
         if reset:
             exporter.forget(conf.state_dir())
-        main = DoitMain(loader or default_loader(), extra_config={"run": {"reporter": reporter}})
-        code = main.run([*loader_args, "run", *task_names])
+        main = DoitMain(loader or default_loader())
+        with progress.reporting_to(reporter):  # not the progress lines of a dodo.py's config
+            code = main.run([*loader_args, "run", *task_names])
     return BuildResult(
         code=code,
         changed=tuple(reporter.changed),

@@ -1,20 +1,27 @@
 """The doit task graph. A project's ``dodo.py`` sets Django up and imports these.
 
 Tasks:
-- ``export``: takes the build lock, then turns new change events into stamp files.
+- ``export``: takes the build lock, then turns new changes into stamp files. Its
+  teardown, run at the very end, writes any dashboard or manifest that a failed chart
+  kept from being written by its own task.
 - ``<generator>.<name>``: one task per chart and number. ``file_dep`` = the stamps
   of the models it reads and its generator's source; ``targets`` = its outputs.
-- ``gen:<generator>``: depends on all charts and numbers of the generator, so
-  ``doit gen:users`` builds one generator; each chart refreshes the dashboard as it
-  builds, and this task writes the dashboard when it is missing.
-- ``assets``: the shared scripts and style sheet; ``manifest``: ``manifest.json``.
+- ``gen:<generator>``: the generator's dashboard, once its charts and numbers are done
+  (so ``doit gen:users`` builds one generator); only when one of them ran.
+- ``assets``: the shared scripts and style sheet; ``manifest``: ``manifest.json``, after
+  every chart, only when one ran or the generators changed.
+
+Builds run in parallel by default: tasks in threads (``CHARTBUILD_PARALLEL``, or doit's
+``-n``), renders in worker processes (:mod:`chartbuild.render`).
 """
 
 from __future__ import annotations
 
-import functools
+import hashlib
+import json
 import os
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Iterator
 from importlib.metadata import version
 from typing import Any
 
@@ -22,7 +29,7 @@ from doit.dependency import MD5Checker, get_file_md5
 from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
-from chartbuild import builder, catalog, conf, outputs
+from chartbuild import actions, assets, catalog, conf, interrupts, outputs, progress
 from chartbuild.exceptions import ChartbuildError
 from chartbuild.exporter import stamp_path
 from chartbuild.registry import Declaration
@@ -31,53 +38,95 @@ __all__ = ["task_assets", "task_charts", "task_export", "task_gen", "task_manife
 
 Task = dict[str, Any]
 
+_hashes: dict[tuple[str, int, int, int, int], str] = {}
+_hashes_guard = threading.Lock()
+
+
+def file_md5(path: str, stat: os.stat_result | None = None) -> str:
+    """The md5 of ``path``, computed once per version of the file.
+
+    A version is its inode, size, mtime and ctime: a file replaced (a new inode) or
+    written again (a new ctime, even with its mtime set back) is hashed again.
+    """
+    stat = stat or os.stat(path)
+    key = (path, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    with _hashes_guard:
+        found = _hashes.get(key)
+    if found is None:
+        found = get_file_md5(path)
+        with _hashes_guard:
+            _hashes[key] = found
+    return found
+
 
 class ContentChecker(MD5Checker):  # type: ignore[misc]
     """Decides whether a ``file_dep`` changed by its content alone.
 
     doit's default checker trusts an unchanged mtime. A stamp can change twice within
-    one mtime tick on a filesystem with coarse timestamps, keeping its size; comparing
-    content costs little for stamps and generator sources.
+    one mtime tick on a filesystem with coarse timestamps, keeping its size; so content
+    decides. Each file is hashed once per build (the hashes are forgotten between builds,
+    :func:`reset`): a generator's source is a dependency of each of its charts.
     """
 
     def check_modified(self, file_path: str, file_stat: Any, state: Any) -> bool:
         _, size, md5 = state
-        return bool(file_stat.st_size != size or md5 != get_file_md5(file_path))
+        return bool(file_stat.st_size != size or md5 != file_md5(file_path, file_stat))
 
     def get_state(self, dep: str, current_state: Any) -> Any:
-        state = (os.path.getmtime(dep), os.path.getsize(dep), get_file_md5(dep))
+        stat = os.stat(dep)
+        state = (stat.st_mtime, stat.st_size, file_md5(dep, stat))
         return None if current_state and list(current_state) == list(state) else state
 
 
-def doit_config() -> dict[str, Any]:
-    """``DOIT_CONFIG`` for a chartbuild dodo.py: sqlite3 state in the state dir.
+def doit_config(*, interruptible: bool = True) -> dict[str, Any]:
+    """``DOIT_CONFIG`` for a chartbuild dodo.py: state, parallelism and progress lines.
 
     The backend is doit's ``sqlite3`` one (two builders never lose each other's updates),
     as :class:`chartbuild.doitdb.DoitDB`: an unreadable file means a full rebuild, not a
-    traceback.
+    traceback. With ``interruptible`` (for a process that is a builder, not a web
+    server's) Ctrl-C and SIGTERM stop the build at once (:mod:`chartbuild.interrupts`).
     """
     state = conf.state_dir()
     state.mkdir(parents=True, exist_ok=True)
+    if interruptible:
+        interrupts.install()
+    parallel = conf.parallel()
     return {
         "backend": "chartbuild",
         "dep_file": str(state / "doit.sqlite3"),
         "check_file_uptodate": ContentChecker,
         "continue": True,
+        "reporter": progress.Reporter,
+        "num_process": parallel if parallel > 1 else 0,
+        "par_type": "thread",
     }
 
 
-@functools.cache
-def _catalog() -> catalog.Catalog:
-    return catalog.load()
+_catalog_guard = threading.Lock()
+_catalog: catalog.Catalog | None = None
+
+
+def _current() -> catalog.Catalog:
+    """The catalog for this task load (once per process, or per build of a long-lived one)."""
+    global _catalog
+    with _catalog_guard:
+        if _catalog is None:
+            _catalog = catalog.load()
+        return _catalog
 
 
 def reset() -> None:
-    """Forget the catalog read for the previous task load (a long-lived process builds again)."""
-    _catalog.cache_clear()
+    """Forget the previous build: its catalog, file hashes and what it built."""
+    global _catalog
+    with _catalog_guard:
+        _catalog = None
+    with _hashes_guard:
+        _hashes.clear()
+    actions.reset()
 
 
-def _run(action: Callable[..., Any], *args: Any) -> TaskFailed | dict[str, Any]:
-    """Run a builder action; chartbuild's errors fail the task with their message."""
+def _run(action: Any, *args: Any) -> TaskFailed | dict[str, Any]:
+    """Run an action; chartbuild's errors fail the task with their message."""
     try:
         result = action(*args)
     except ChartbuildError as exc:
@@ -89,20 +138,27 @@ def _fail(message: str) -> TaskFailed:
     return TaskFailed(message)
 
 
+#: doit captures a Python action's output by swapping ``sys.stdout`` and ``sys.stderr``
+#: around it: threads that run at once would leave them in disorder. chartbuild's actions
+#: print nothing (their warnings go to the logging handlers), so nothing is swapped.
+UNCAPTURED = {"io": {"capture": False}, "verbosity": 0}
+
+
 def _out(*paths: str) -> list[str]:
     out = conf.output_dir()
     return [str(out / p) for p in paths]
 
 
 def task_export() -> Task:
-    """Export new model change events to one stamp file per model."""
-    models = _catalog().models()
+    """Export new model changes to one stamp file per model."""
+    models = _current().models()
     state = conf.state_dir()
     return {
-        "actions": [(_run, [builder.export, models])],
+        "actions": [(_run, [actions.export, models])],
+        "teardown": [(actions.finish, [])],
         "targets": [str(stamp_path(state, m)) for m in models],
         "uptodate": [False],
-        "verbosity": 2,
+        **UNCAPTURED,
     }
 
 
@@ -124,18 +180,18 @@ def _declarations(generator: catalog.Generator) -> list[Declaration]:
 
 def task_charts() -> Iterator[Task]:
     """One task per chart and number, named <generator>.<name>."""
-    cat = _catalog()
+    cat = _current()
     state = conf.state_dir()
     for generator in _generators(cat):
         if generator.error:
             continue
         for declaration in _declarations(generator):
-            name = builder.task_name(generator.name, declaration.name)
+            name = actions.task_name(generator.name, declaration.name)
             doc = f"{declaration.title} ({declaration.kind}; reads {', '.join(declaration.models)})"
             problems = cat.problems_of(generator.name, declaration.name)
             if problems:
                 message = "\n".join(f"{p.id}: {p.msg}. {p.hint}" for p in problems)
-                yield {"basename": name, "doc": doc, "actions": [(_fail, [message])]}
+                yield {"basename": name, "doc": doc, "actions": [(_fail, [message])], **UNCAPTURED}
                 continue
             deps = [str(stamp_path(state, m)) for m in declaration.models]
             if generator.path is not None:
@@ -143,16 +199,17 @@ def task_charts() -> Iterator[Task]:
             yield {
                 "basename": name,
                 "doc": doc,
-                "actions": [(_run, [builder.build, generator.name, declaration.name])],
+                "actions": [(_run, [actions.build, generator.name, declaration.name])],
                 "file_dep": deps,
                 "targets": _out(*outputs.of(generator.name, declaration)),
                 "clean": True,
+                **UNCAPTURED,
             }
 
 
 def task_gen() -> Iterator[Task]:
     """Build one generator: its charts, numbers and dashboard."""
-    cat = _catalog()
+    cat = _current()
     for generator in _generators(cat):
         if generator.error:
             yield {
@@ -160,40 +217,56 @@ def task_gen() -> Iterator[Task]:
                 "doc": f"generator {generator.module} (cannot be imported)",
                 "actions": [(_fail, [generator.error])],
                 "file_dep": [str(generator.path)] if generator.path else [],
+                **UNCAPTURED,
             }
             continue
-        # Each chart's action refreshes the dashboard, so one failing chart does not
-        # keep the others off it; this task writes it when it is missing.
         yield {
             "name": generator.name,
             "doc": f"dashboard of {generator.module}",
-            "actions": [(_run, [builder.dashboard, generator.name])],
+            "actions": [(_run, [actions.dashboard, generator.name])],
             "task_dep": [
-                builder.task_name(generator.name, d.name) for d in _declarations(generator)
+                actions.task_name(generator.name, d.name) for d in _declarations(generator)
             ],
             "targets": _out(outputs.dashboard(generator.name)),
-            "uptodate": [True],
+            "uptodate": [(actions.nothing_built, [generator.name])],
             "clean": True,
+            **UNCAPTURED,
         }
 
 
 def task_assets() -> Task:
     """The shared Vega scripts and style sheet of the pages (no CDN)."""
-    sources = [str(builder.PACKAGE_STATIC / name) for name in outputs.PACKAGE_ASSETS]
     return {
-        "actions": [(_run, [builder.assets])],
-        "file_dep": sources,
+        "actions": [(_run, [actions.write_assets])],
+        "file_dep": [str(path) for path in assets.sources()],
         "targets": _out(*outputs.assets()),
         "uptodate": [config_changed(version("vl-convert-python"))],
         "clean": True,
+        **UNCAPTURED,
     }
 
 
 def task_manifest() -> Task:
     """manifest.json: every chart and number with its task, models, outputs and build time."""
+    cat = _current()
+    charts = [
+        actions.task_name(g.name, d.name)
+        for g in _generators(cat)
+        if not g.error
+        for d in _declarations(g)
+        if not cat.problems_of(g.name, d.name)
+    ]
+    signature = json.dumps(
+        [[g.name, [d.as_dict() for d in g.declarations]] for g in cat.generators], sort_keys=True
+    )
     return {
-        "actions": [(_run, [builder.manifest])],
+        "actions": [(_run, [actions.manifest])],
+        "task_dep": charts,
         "targets": _out(outputs.manifest()),
-        "uptodate": [False],
+        "uptodate": [
+            (actions.nothing_built, []),
+            config_changed(hashlib.sha256(signature.encode()).hexdigest()),
+        ],
         "clean": True,
+        **UNCAPTURED,
     }

@@ -162,7 +162,7 @@ class Watcher:
             for waker in self.wakers.values():
                 waker.close()
             self._observer.stop()
-            self._observer.join(1)
+            self._observer.join(0.2)  # a daemon thread: stopping must not wait for it
         return 0
 
     def _settle(self) -> None:

@@ -5,23 +5,17 @@ Revenue counts every order that was not cancelled.
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from decimal import Decimal
 
 import altair as alt
 from django.db.models import Avg, Count, QuerySet, Sum
-from django.db.models.functions import TruncMonth
 
 from chartbuild import chart, number
+from chartbuild.periods import Month
 from demo.shop.models import Order, Product
 
 WIDTH = 560
 CENT = Decimal("0.01")
-
-
-def _day(value: date | datetime) -> str:
-    """ISO date of a truncated date or datetime, for Vega-Lite."""
-    return (value.date() if isinstance(value, datetime) else value).isoformat()
 
 
 def _money(value: Decimal | float | None) -> float:
@@ -39,13 +33,17 @@ def revenue_per_month() -> alt.Chart:
     """Revenue per month"""
     rows = (
         _sales()
-        .annotate(month=TruncMonth("created_at"))
+        .annotate(month=Month("created_at"))
         .values("month")
         .annotate(revenue=Sum("amount"), orders=Count("id"))
         .order_by("month")
     )
     values = [
-        {"month": _day(row["month"]), "revenue": _money(row["revenue"]), "orders": row["orders"]}
+        {
+            "month": row["month"].isoformat(),
+            "revenue": _money(row["revenue"]),
+            "orders": row["orders"],
+        }
         for row in rows
     ]
     return (
@@ -96,7 +94,7 @@ def orders_by_status() -> alt.Chart:
 def orders_by_category() -> alt.Chart:
     """Orders per category and month"""
     rows = (
-        Order.objects.annotate(month=TruncMonth("created_at"))
+        Order.objects.annotate(month=Month("created_at"))
         .values("month", "product__category")
         .annotate(orders=Count("id"))
         .order_by("month", "product__category")
@@ -104,7 +102,7 @@ def orders_by_category() -> alt.Chart:
     labels = dict(Product.Category.choices)
     values = [
         {
-            "month": _day(row["month"]),
+            "month": row["month"].isoformat(),
             "category": str(labels.get(row["product__category"], row["product__category"])),
             "orders": row["orders"],
         }

@@ -2,37 +2,31 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import altair as alt
 from django.contrib.auth import get_user_model
 from django.db.models import Case, CharField, Count, Max, Value, When
-from django.db.models.functions import ExtractHour, ExtractWeekDay, TruncMonth
 
 from chartbuild import chart, number
+from chartbuild.periods import HourOfDay, Month, Weekday
 
 User = get_user_model()
 
 WIDTH = 560
-#: ``ExtractWeekDay`` numbers the days from 1 (Sunday) to 7 (Saturday) on every database.
-WEEKDAYS = {1: "Sun", 2: "Mon", 3: "Tue", 4: "Wed", 5: "Thu", 6: "Fri", 7: "Sat"}
+#: ``Weekday`` numbers the days from 1 (Monday) to 7 (Sunday).
 WEEKDAY_ORDER = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
-
-
-def _day(value: date | datetime) -> str:
-    """ISO date of a truncated date or datetime, for Vega-Lite."""
-    return (value.date() if isinstance(value, datetime) else value).isoformat()
 
 
 def _signups_by_month() -> list[dict[str, Any]]:
     rows = (
-        User.objects.annotate(month=TruncMonth("date_joined"))
+        User.objects.annotate(month=Month("date_joined"))
         .values("month")
         .annotate(users=Count("id"))
         .order_by("month")
     )
-    return [{"month": _day(row["month"]), "users": row["users"]} for row in rows]
+    return [{"month": row["month"].isoformat(), "users": row["users"]} for row in rows]
 
 
 @chart(models=[User])
@@ -77,15 +71,13 @@ def users_over_time() -> alt.Chart:
 def signup_hours() -> alt.Chart:
     """When people sign up: weekday by hour (UTC)"""
     rows = (
-        User.objects.annotate(
-            weekday=ExtractWeekDay("date_joined"), hour=ExtractHour("date_joined")
-        )
+        User.objects.annotate(weekday=Weekday("date_joined"), hour=HourOfDay("date_joined"))
         .values("weekday", "hour")
         .annotate(users=Count("id"))
         .order_by("weekday", "hour")
     )
     values = [
-        {"weekday": WEEKDAYS[row["weekday"]], "hour": row["hour"], "users": row["users"]}
+        {"weekday": WEEKDAY_ORDER[row["weekday"] - 1], "hour": row["hour"], "users": row["users"]}
         for row in rows
     ]
     return (

@@ -9,13 +9,17 @@ import os
 from demo.settings import *  # noqa: F403
 from demo.settings import BASE_DIR, DATABASES
 
+# A test database of this run's own: two runs on one machine or server never meet.
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not memory: doit runs in another process and must see the test database.
     DATABASES["default"]["TEST"] = {
         "NAME": os.environ.get(
-            "CHARTBUILD_TEST_SQLITE", str(BASE_DIR / ".chartbuild-test" / "test.sqlite3")
+            "CHARTBUILD_TEST_SQLITE",
+            str(BASE_DIR / ".chartbuild-test" / f"test-{os.getpid()}.sqlite3"),
         )
     }
+else:
+    DATABASES["default"]["TEST"] = {"NAME": f"test_chartbuild_{os.getpid()}"}
 
 if os.environ.get("CHARTBUILD_TEST_GENERATORS"):
     CHARTBUILD_GENERATORS = os.environ["CHARTBUILD_TEST_GENERATORS"].split(",")
@@ -25,3 +29,5 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CHARTBUILD_LOCK_TIMEOUT = float(os.environ.get("CHARTBUILD_LOCK_TIMEOUT", 600))
 CHARTBUILD_POLL_INTERVAL = float(os.environ.get("CHARTBUILD_POLL_INTERVAL", 2))
 CHARTBUILD_STRICT_READS = os.environ.get("CHARTBUILD_STRICT_READS") == "1"
+if os.environ.get("CHARTBUILD_PARALLEL"):
+    CHARTBUILD_PARALLEL = int(os.environ["CHARTBUILD_PARALLEL"])

@@ -76,6 +76,8 @@ def auto(request, settings, tmp_path):
     build = Build(tmp_path)
     build.copy_demo_generators()
     build.env["CHARTBUILD_POLL_INTERVAL"] = str(mark.args[0] if mark else NEVER)
+    if request.node.get_closest_marker("serial"):
+        build.env["CHARTBUILD_PARALLEL"] = "1"
     settings.CHARTBUILD_STATE_DIR = build.state  # where this process's hook signals
     watcher = Auto(build)
     watcher.wait_for("start:")
@@ -213,7 +215,8 @@ def test_it_listens_again_after_its_connections_are_terminated(postgres, auto):
     assert auto.process.poll() is None
 
 
-def test_it_notices_a_replaced_sqlite_file(auto):
+def replace_the_sqlite_file() -> None:
+    """Put a copy of the test database with one more user where the database was."""
     if connection.vendor != "sqlite":
         pytest.skip("an SQLite database file")
     name = connection.settings_dict["NAME"]
@@ -227,8 +230,20 @@ def test_it_notices_a_replaced_sqlite_file(auto):
             " ('restored', '', 0, '', '', '', 0, 1, CURRENT_TIMESTAMP)"
         )
     os.replace(replacement, name)
+
+
+@pytest.mark.serial
+def test_a_serial_build_notices_a_replaced_sqlite_file_and_rebuilds_everything(auto):
+    replace_the_sqlite_file()
     wakeup.send(auto.build.state)
     auto.wait_for("was replaced", timeout=10)
     line = auto.wait_for("rebuilt", timeout=20)
     assert "shop.orders_count" in line  # everything ran again, not only the user charts
     assert users(auto.build) == 2
+
+
+def test_a_parallel_build_reads_a_replaced_sqlite_file(auto):
+    """Its tasks run in threads of their own, with connections opened for each build."""
+    replace_the_sqlite_file()
+    wakeup.send(auto.build.state)
+    wait_until(lambda: users(auto.build) == 2, timeout=10)

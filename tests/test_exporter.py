@@ -156,10 +156,10 @@ def test_a_crash_before_the_cursor_is_saved_repeats_the_change(exporter, monkeyp
     User.objects.create(username="ada")
     real = exporter_module.write_if_changed
 
-    def crash_on_cursor(path, data):
+    def crash_on_cursor(path, data, **options):
         if path == exporter.cursor_path:
             raise OSError("disk full")
-        return real(path, data)
+        return real(path, data, **options)
 
     monkeypatch.setattr(exporter_module, "write_if_changed", crash_on_cursor)
     with pytest.raises(OSError):

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from chartbuild import builder
+from chartbuild import actions
 from chartbuild.exceptions import ChartError
 from chartbuild.registry import Declaration
 from chartbuild.tasks import ContentChecker
@@ -13,23 +13,23 @@ NUMBER = Declaration(name="n", kind="number", title="N", models=("auth.user",), 
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
 def test_a_number_json_cannot_hold_is_a_chart_error(value):
     with pytest.raises(ChartError, match=r"users\.n returned .*, which JSON cannot hold"):
-        builder.number_json("number users.n", NUMBER, value, "now")
+        actions.number_json("number users.n", NUMBER, value, "now")
 
 
 @pytest.mark.parametrize("value", ["12", True, [1]])
 def test_a_number_of_the_wrong_type_is_a_chart_error(value):
     with pytest.raises(ChartError, match="return an int, float or Decimal"):
-        builder.number_json("number users.n", NUMBER, value, "now")
+        actions.number_json("number users.n", NUMBER, value, "now")
 
 
 def test_a_chart_of_the_wrong_type_is_a_chart_error():
     with pytest.raises(ChartError, match="returned list; return an Altair chart or a Vega-Lite"):
-        builder.chart_spec("chart users.c", [])
+        actions.chart_spec("chart users.c", [])
 
 
 def test_a_spec_json_cannot_hold_is_a_chart_error():
     with pytest.raises(ChartError, match=r"users\.c: its spec cannot be written as JSON"):
-        builder.chart_spec("chart users.c", {"data": {"values": [{"x": object()}]}})
+        actions.chart_spec("chart users.c", {"data": {"values": [{"x": object()}]}})
 
 
 def test_stamps_are_compared_by_content_even_within_one_mtime_tick(tmp_path):

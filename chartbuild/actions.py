@@ -1,0 +1,313 @@
+"""The actions of the task graph: what doit runs for each task.
+
+Plain module-level functions of plain values, run in doit's main thread or (in a
+parallel build) in its worker threads:
+
+- :func:`export` takes the build lock for the rest of the run and turns new changes into
+  stamps (:mod:`chartbuild.exporter`);
+- :func:`build` makes one chart or number: runs its function, checks what its queries
+  read, converts and renders the result, and replaces its outputs as a set
+  (:func:`chartbuild.outputs.publish`): a failure leaves the previous outputs in place;
+- :func:`dashboard` and :func:`manifest` write a generator's page and ``manifest.json``
+  once per build, after the charts they list;
+- :func:`finish` (the export task's teardown, run at the very end) writes the dashboards
+  and the manifest that their tasks could not (doit does not run a task after a failed
+  dependency): a failing chart never freezes the rest of its dashboard.
+
+A chart function that raises anything at all (``SystemExit`` and ``KeyboardInterrupt``
+included, unless the user asked to stop) fails its own task with a message naming it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import multiprocessing
+import threading
+import traceback
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from django.db import DatabaseError
+
+from chartbuild import (
+    assets,
+    catalog,
+    conf,
+    interrupts,
+    lock,
+    outputs,
+    pages,
+    reads,
+    render,
+    tables,
+)
+from chartbuild import manifest as manifest_file
+from chartbuild.exceptions import ChartbuildError, ChartError, ExportError
+from chartbuild.exporter import Exporter
+from chartbuild.files import remove_temporary
+from chartbuild.registry import Declaration
+
+logger = logging.getLogger(__name__)
+
+_guard = threading.Lock()
+#: Generators with a chart or number built (or failed) in this run.
+_built: set[str] = set()
+#: Dashboards and manifest written by their own tasks in this run.
+_written: set[str] = set()
+MANIFEST = ":manifest"
+
+
+def reset() -> None:
+    """Forget the previous run (a long-lived process builds again)."""
+    with _guard:
+        _built.clear()
+        _written.clear()
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def task_name(generator: str, name: str) -> str:
+    """The doit task that builds chart or number ``name`` of ``generator``."""
+    return f"{generator}.{name}"
+
+
+# -- export -----------------------------------------------------------------------------
+
+
+def export(models: list[str]) -> tuple[str, ...]:
+    """Take the build lock for the rest of the run, then export new changes to stamps."""
+    if multiprocessing.parent_process() is not None:
+        raise ChartbuildError(
+            "chartbuild builds in threads and renders in worker processes of its own: "
+            "run doit without `-P process` (`-n N` sets the number of threads)"
+        )
+    state_dir = conf.state_dir()
+    lock.hold(state_dir, conf.lock_timeout())
+    if lock.inherited_crash(state_dir):
+        removed = remove_temporary([conf.output_dir(), state_dir], spare=["catalog.json"])
+        if removed:
+            logger.info("removed %d temporary files left by a killed build", len(removed))
+    using = conf.database()
+    try:
+        result = Exporter(models, state_dir, using=using, keep_events=conf.keep_events()).run()
+    except DatabaseError as exc:
+        raise ExportError(
+            f"cannot read changes from database {using!r}: {exc}. "
+            "Check that the database is reachable and that `manage.py migrate` has been run "
+            "(mqueue's events and chartbuild's change log are tables). Nothing was exported; "
+            "the next build retries."
+        ) from exc
+    _warn_uncaptured(models, using)
+    return result.changed
+
+
+#: The catalog keys whose capture this process has checked already.
+_capture_checked: set[tuple[str, int]] = set()
+
+
+def _warn_uncaptured(models: list[str], using: str) -> None:
+    """Warn of watched tables whose capture trigger is missing or outdated.
+
+    Looked at once per process and version of the generators (the build's no-op cost
+    stays a few queries); a failure to look is logged, it does not fail the export.
+    """
+    from chartbuild import capture
+
+    key = catalog.cache_key()
+    if key in _capture_checked:
+        return
+    _capture_checked.add(key)
+    watched = tables.readers(models)
+    try:
+        status = capture.for_database(using).status(watched)
+    except DatabaseError as exc:
+        logger.warning("cannot check chartbuild's capture triggers: %s", exc)
+        return
+    for table, state in sorted(status.items()):
+        if state in (capture.MISSING, capture.OUTDATED):
+            logger.warning(
+                "%s. Run `manage.py migrate`.", capture.problem(table, state, watched[table])
+            )
+
+
+# -- one chart or number ----------------------------------------------------------------
+
+
+def build(generator_name: str, name: str) -> None:
+    """Build one chart or number; raise :class:`ChartError` if it fails."""
+    generator = catalog.cached().generator(generator_name)
+    declaration = generator.get(name)
+    with _guard:
+        _built.add(generator_name)
+    previous = outputs.read_record(generator_name, name)
+    try:
+        files, read = make(generator, declaration)
+        outputs.publish(files)
+    except ChartbuildError as exc:
+        failed = outputs.Record(previous.built_at, previous.reads, str(exc), now())
+        with contextlib.suppress(OSError):  # the failure itself is what must be told
+            outputs.write_record(generator_name, name, failed)
+        raise
+    try:
+        outputs.write_record(generator_name, name, outputs.Record(built_at=now(), reads=read))
+    except OSError as exc:
+        raise outputs.output_error(exc) from exc
+
+
+def make(
+    generator: catalog.Generator, declaration: Declaration
+) -> tuple[dict[Path, str | bytes], tuple[str, ...]]:
+    """The outputs of one chart or number, and the models its queries read."""
+    where = f"{declaration.kind} {generator.name}.{declaration.name}"
+    with reads.recording() as recorder:
+        value = call(where, catalog.function(generator, declaration.name))
+        if declaration.kind == "number":
+            content = number_json(where, declaration, value, now())
+        else:
+            spec = chart_spec(where, value)  # Altair may evaluate a lazy queryset here
+    read = tuple(recorder.models())
+    undeclared = reads.undeclared(read, declaration.models)
+    if undeclared:
+        text = reads.message(task_name(generator.name, declaration.name), undeclared)
+        if conf.strict_reads():
+            raise ChartError(f"{text} (CHARTBUILD_STRICT_READS is on)")
+        logger.warning(text)
+    out = conf.output_dir()
+    paths = [out / p for p in outputs.of(generator.name, declaration)]
+    if declaration.kind == "number":
+        return {paths[0]: content}, read
+    try:
+        svg = render.svg(spec)
+    except Exception as exc:
+        raise ChartError(f"{where}: vl-convert cannot render its spec: {exc}") from exc
+    page = pages.chart(generator.name, declaration, spec)
+    return {paths[0]: dumps(spec), paths[1]: svg, paths[2]: page}, read
+
+
+def call(where: str, function: Any) -> Any:
+    """Run a chart or number function: anything it raises becomes a :class:`ChartError`."""
+    try:
+        return function()
+    except ChartbuildError:
+        raise
+    except KeyboardInterrupt:
+        if interrupts.requested():
+            raise  # the user stops the build
+        raise ChartError(f"{where} raised KeyboardInterrupt") from None
+    except SystemExit as exc:
+        raise ChartError(
+            f"{where} called sys.exit({exc.code!r}): a chart function must return its chart"
+        ) from None
+    except BaseException as exc:
+        detail = "".join(traceback.format_exception(exc))
+        raise ChartError(f"{where} failed: {type(exc).__name__}: {exc}\n{detail}") from exc
+
+
+def chart_spec(where: str, value: Any) -> dict[str, Any]:
+    """The Vega-Lite spec of what a chart function returned (an Altair chart or a dict)."""
+    if hasattr(value, "to_dict"):
+        try:
+            spec = value.to_dict()
+        except Exception as exc:
+            raise ChartError(f"{where} returned a chart that Altair cannot convert: {exc}") from exc
+    elif isinstance(value, dict):
+        spec = value
+    else:
+        raise ChartError(
+            f"{where} returned {type(value).__name__}; return an Altair chart or a Vega-Lite dict"
+        )
+    try:
+        return dict(json.loads(dumps(spec)))
+    except (TypeError, ValueError) as exc:
+        raise ChartError(f"{where}: its spec cannot be written as JSON: {exc}") from exc
+
+
+def number_json(where: str, declaration: Declaration, value: Any, built_at: str) -> str:
+    if isinstance(value, Decimal):
+        value = float(value)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise ChartError(
+            f"{where} returned {type(value).__name__}; return an int, float or Decimal"
+        )
+    data = {
+        "value": value,
+        "label": declaration.label,
+        "unit": declaration.unit,
+        "built_at": built_at,
+    }
+    try:
+        return dumps(data)
+    except ValueError as exc:
+        raise ChartError(f"{where} returned {value!r}, which JSON cannot hold") from exc
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, indent=1, sort_keys=True, default=_json_default, allow_nan=False) + "\n"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dt.date | dt.datetime | dt.time):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+# -- once per build ---------------------------------------------------------------------
+
+
+def nothing_built(generator: str = "") -> bool:
+    """doit ``uptodate``: no chart of ``generator`` (or of any, if empty) ran this build."""
+    with _guard:
+        return generator not in _built if generator else not _built
+
+
+def dashboard(generator_name: str) -> None:
+    """Write ``<generator>/index.html`` with every built chart and number of the generator."""
+    try:
+        pages.write_dashboard(catalog.cached().generator(generator_name))
+    except OSError as exc:
+        raise outputs.output_error(exc) from exc
+    with _guard:
+        _written.add(generator_name)
+
+
+def manifest() -> None:
+    """Write ``manifest.json``."""
+    try:
+        manifest_file.write(catalog.cached())
+    except OSError as exc:
+        raise outputs.output_error(exc) from exc
+    with _guard:
+        _written.add(MANIFEST)
+
+
+def write_assets() -> None:
+    try:
+        assets.write()
+    except OSError as exc:
+        raise outputs.output_error(exc) from exc
+
+
+def finish() -> None:
+    """Write what a failed chart kept its task from writing: dashboards, the manifest."""
+    with _guard:
+        missing = sorted(_built - _written)
+        manifest_due = bool(_built) and MANIFEST not in _written
+    cat = catalog.cached()
+    for name in missing:
+        try:
+            pages.write_dashboard(cat.generator(name))
+        except (KeyError, OSError) as exc:
+            logger.error("cannot write the dashboard of %s: %s", name, exc)
+    if manifest_due:
+        try:
+            manifest_file.write(cat)
+        except OSError as exc:
+            logger.error("cannot write the manifest: %s", exc)

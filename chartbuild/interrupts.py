@@ -1,0 +1,78 @@
+"""Ctrl-C and SIGTERM: stop a build at once, even in the middle of a database query.
+
+Python runs a signal handler only between two bytecodes of the main thread, so a
+builder blocked in a long SQLite query (or a PostgreSQL one) would not stop until the
+query ends. :func:`install` makes both signals raise ``KeyboardInterrupt`` and, from a
+helper thread woken by the signal itself (``signal.set_wakeup_fd``), interrupts the
+queries of the main thread's database connections: SQLite's ``interrupt()``,
+PostgreSQL's ``cancel()``. The main thread then returns from the query and stops.
+
+:func:`requested` tells a ``KeyboardInterrupt`` the user asked for from one a chart
+function raised by itself (which fails only that chart).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import threading
+from typing import Any
+
+_requested = threading.Event()
+_installed = False
+
+
+def requested() -> bool:
+    """Whether Ctrl-C or SIGTERM was received since :func:`install`."""
+    return _requested.is_set()
+
+
+def _raise(signum: int, frame: Any) -> None:
+    _requested.set()
+    raise KeyboardInterrupt
+
+
+def install() -> None:
+    """From the main thread: Ctrl-C and SIGTERM stop this process's build at once."""
+    global _installed
+    if _installed or threading.current_thread() is not threading.main_thread():
+        return
+    _installed = True
+    signal.signal(signal.SIGINT, _raise)
+    signal.signal(signal.SIGTERM, _raise)
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    try:
+        signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    except ValueError:  # another owner of the wakeup fd: the handlers still work
+        reader.close()
+        writer.close()
+        return
+    from django.db import connections
+
+    main_connections = [connections[alias] for alias in connections]
+
+    stops = {int(signal.SIGINT), int(signal.SIGTERM)}
+
+    def interrupt_queries() -> None:
+        while data := reader.recv(64):
+            if stops.intersection(data):
+                for wrapper in main_connections:
+                    _cancel(wrapper)
+
+    threading.Thread(target=interrupt_queries, name="chartbuild-interrupt", daemon=True).start()
+
+
+def _cancel(wrapper: Any) -> None:
+    """Stop the query ``wrapper``'s connection is running, if any."""
+    raw = getattr(wrapper, "connection", None)
+    if raw is None:
+        return
+    with contextlib.suppress(Exception):
+        if wrapper.vendor == "sqlite":
+            raw.interrupt()
+        elif hasattr(raw, "cancel_safe"):  # psycopg >= 3.2
+            raw.cancel_safe(timeout=1.0)
+        elif hasattr(raw, "cancel"):
+            raw.cancel()

@@ -1,0 +1,69 @@
+"""Rendering Vega-Lite specs to SVG with vl-convert: here, or in worker processes.
+
+A serial build renders in its own process. A parallel build runs its tasks in threads
+(doit's ``-P thread``, see :mod:`chartbuild.tasks`), and their renders go to a pool of
+worker processes, one per core: rendering is most of a full build's time, and worker
+processes keep it off the threads that run the chart functions. The workers import
+vl-convert and nothing of Django; they live as long as the process that started them,
+so a long-lived ``doit auto`` keeps them warm.
+
+This module imports no Django at module level, as the workers import it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import multiprocessing
+import os
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+_pool: ProcessPoolExecutor | None = None
+_guard = threading.Lock()
+
+
+def svg(spec: dict[str, Any]) -> str:
+    """The SVG of a Vega-Lite spec (in a worker process when called from a worker thread)."""
+    if threading.current_thread() is threading.main_thread():
+        return _svg(spec)
+    return str(_workers().submit(_svg, spec).result())
+
+
+def _svg(spec: dict[str, Any]) -> str:
+    import vl_convert
+
+    return str(vl_convert.vegalite_to_svg(spec))
+
+
+def _workers() -> ProcessPoolExecutor:
+    global _pool
+    with _guard:
+        if _pool is None:
+            # forkserver: the workers do not inherit this process's threads, locks and
+            # database connections.
+            _pool = ProcessPoolExecutor(
+                max_workers=os.cpu_count() or 1,
+                mp_context=multiprocessing.get_context("forkserver"),
+                initializer=_warm,
+            )
+            atexit.register(shutdown)
+        return _pool
+
+
+def _warm() -> None:
+    _svg({"mark": "point", "data": {"values": [{}]}})
+
+
+def warm_up() -> None:
+    """Start vl-convert's engine here, so the first render is as fast as the next."""
+    _warm()
+
+
+def shutdown() -> None:
+    """Stop the worker processes (they are started again when needed)."""
+    global _pool
+    with _guard:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)
