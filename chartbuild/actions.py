@@ -96,6 +96,10 @@ def export(models: list[str]) -> tuple[str, ...]:
     using = conf.database()
     try:
         result = Exporter(models, state_dir, using=using, keep_events=conf.keep_events()).run()
+    except OSError as exc:
+        raise ExportError(
+            f"cannot write the build state in {state_dir}: {outputs.output_error(exc)}"
+        ) from exc
     except DatabaseError as exc:
         raise ExportError(
             f"cannot read changes from database {using!r}: {exc}. "

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import sqlite3
+import sys
 from typing import Any
 
 from doit.dependency import DatabaseException, SqliteDB
@@ -89,11 +90,20 @@ class DoitDB(SqliteDB):  # type: ignore[misc]
             return task_id in self._cache
 
     def dump(self) -> None:
-        files.flush()  # what doit is about to record as built is on the disk first
         try:
-            super().dump()
-        except (sqlite3.DatabaseError, ValueError) as exc:
-            if not unreadable(exc):
-                raise
-            self._start_afresh(exc)
-            super().dump()
+            files.flush()  # what doit is about to record as built is on the disk first
+            try:
+                super().dump()
+            except (sqlite3.DatabaseError, ValueError) as exc:
+                if not unreadable(exc):
+                    raise
+                self._start_afresh(exc)
+                super().dump()
+        except (sqlite3.Error, OSError) as exc:
+            # doit would end in a traceback; this run's work is redone by the next one.
+            sys.stderr.write(
+                f"chartbuild: cannot save doit's state in {self.name}: {exc}. Free some disk "
+                "space or fix the state directory's permissions; the next build redoes what "
+                "this one did.\n"
+            )
+            raise SystemExit(3) from exc

@@ -36,7 +36,7 @@ def save(event: Any, config: Any = None) -> None:
         label = _watched_label(event)
         if label is not None:
             _after_commit(label, event._state.db or "default")
-    except Exception:
+    except BaseException:  # SystemExit and all: nothing escapes into the caller's save()
         logger.exception("chartbuild hook failed for event %s; no rebuild was requested", event.pk)
 
 
@@ -87,7 +87,7 @@ class _Callback:
     def __call__(self) -> None:
         try:
             _act(sorted(self.models))
-        except Exception:
+        except BaseException:  # SystemExit and all: nothing escapes into the caller's save()
             logger.exception("chartbuild hook could not request a rebuild of %s", self.models)
 
 

@@ -21,6 +21,9 @@ from typing import Any
 
 _requested = threading.Event()
 _installed = False
+#: The wakeup socket pair: kept for the life of the process (closing it would end the
+#: helper thread and leave the signal module writing to a closed descriptor).
+_sockets: tuple[socket.socket, socket.socket] | None = None
 
 
 def requested() -> bool:
@@ -35,7 +38,7 @@ def _raise(signum: int, frame: Any) -> None:
 
 def install() -> None:
     """From the main thread: Ctrl-C and SIGTERM stop this process's build at once."""
-    global _installed
+    global _installed, _sockets
     if _installed or threading.current_thread() is not threading.main_thread():
         return
     _installed = True
@@ -49,6 +52,7 @@ def install() -> None:
         reader.close()
         writer.close()
         return
+    _sockets = (reader, writer)
     from django.db import connections
 
     main_connections = [connections[alias] for alias in connections]

@@ -45,10 +45,23 @@ def _workers() -> ProcessPoolExecutor:
             _pool = ProcessPoolExecutor(
                 max_workers=os.cpu_count() or 1,
                 mp_context=multiprocessing.get_context("forkserver"),
-                initializer=_warm,
+                initializer=_start_worker,
             )
             atexit.register(shutdown)
         return _pool
+
+
+def _start_worker() -> None:
+    """In each worker: leave with the process that started it, then warm vl-convert up."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+
+        def leave_with_parent() -> None:
+            parent.join()  # returns when the parent is gone, however it went
+            os._exit(0)
+
+        threading.Thread(target=leave_with_parent, daemon=True).start()
+    _warm()
 
 
 def _warm() -> None:

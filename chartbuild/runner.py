@@ -133,7 +133,11 @@ def build(
             exporter.forget(conf.state_dir())
         main = DoitMain(loader or default_loader())
         with progress.reporting_to(reporter):  # not the progress lines of a dodo.py's config
-            code = main.run([*loader_args, "run", *task_names])
+            try:
+                code = main.run([*loader_args, "run", *task_names])
+            except SystemExit as exc:  # doit's state could not be saved (said on stderr)
+                code = exc.code if isinstance(exc.code, int) else 3
+                reporter.errors.append("doit's state could not be saved")
     return BuildResult(
         code=code,
         changed=tuple(reporter.changed),

@@ -43,3 +43,48 @@ def test_stamps_are_compared_by_content_even_within_one_mtime_tick(tmp_path):
     assert checker.check_modified(str(stamp), stamp.stat(), state) is True
     seen = checker.get_state(str(stamp), state)
     assert checker.check_modified(str(stamp), stamp.stat(), seen) is False
+
+
+def test_a_user_interrupt_is_not_taken_for_a_chart_failure(monkeypatch):
+    from chartbuild import interrupts
+
+    monkeypatch.setattr(interrupts, "requested", lambda: True)
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        actions.call("number users.n", interrupted)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_any_base_exception_of_a_function_fails_only_its_task(tmp_path):
+    from tests.doit import Build, seed
+
+    seed()
+    build = Build(tmp_path, generators=["tests.generators.exits"])
+    result = build.run()
+    assert result.returncode in (1, 2)
+    errors = {t["name"]: t["error"] or "" for t in result.tasks if t["result"] == "fail"}
+    assert "called sys.exit(3)" in errors["exits.exits"]
+    assert "raised KeyboardInterrupt" in errors["exits.interrupts"]
+    assert "Unusual: not an Exception" in errors["exits.unusual"]
+    assert result.task("exits.fine")["result"] == "success"
+    assert result.task("exits.also_fine")["result"] == "success"
+    # the dashboard and the manifest are written all the same, with what did build
+    assert "Fine" in (build.out / "exits" / "index.html").read_text()
+    entries = {e["task"]: e for e in build.manifest()}
+    assert entries["exits.fine"]["built_at"]
+    assert "called sys.exit(3)" in entries["exits.exits"]["error"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_generator_that_exits_at_import_fails_its_task_with_a_message(tmp_path):
+    from tests.doit import Build, seed
+
+    seed()
+    build = Build(tmp_path, generators=["tests.generators.exits_at_import"])
+    result = build.run()
+    assert result.returncode in (1, 2)
+    error = result.task("gen:exits_at_import")["error"]
+    assert "cannot be imported" in error and "a generator that leaves at import" in error

@@ -101,6 +101,8 @@ def wait_until(condition, timeout: float) -> float:
 
 def building(build: Build) -> bool:
     """Whether a build holds the build lock right now."""
+    if not (build.state / "build.lock").exists():
+        return False
     with open(build.state / "build.lock", "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -247,3 +249,19 @@ def test_a_parallel_build_reads_a_replaced_sqlite_file(auto):
     replace_the_sqlite_file()
     wakeup.send(auto.build.state)
     wait_until(lambda: users(auto.build) == 2, timeout=10)
+
+
+@pytest.mark.parametrize("parallel", ["1", "2"])
+def test_sigterm_stops_it_within_a_second_even_inside_a_long_query(tmp_path, parallel):
+    User.objects.create(username="first")
+    build = Build(tmp_path, generators=["tests.generators.slow_query"])
+    build.env["CHARTBUILD_POLL_INTERVAL"] = str(NEVER)
+    build.env["CHARTBUILD_PARALLEL"] = parallel
+    watcher = Auto(build)
+    try:
+        wait_until(lambda: building(build), timeout=30)
+        time.sleep(1)  # well inside the query now
+        assert watcher.stop() < 1
+    finally:
+        if watcher.process.poll() is None:
+            watcher.process.kill()

@@ -118,3 +118,8 @@ def test_e009_an_unknown_hook_mode(settings):
     settings.CHARTBUILD_HOOK = "later"
     found = only(check_configuration(), "chartbuild.E009")
     assert found.msg == "CHARTBUILD_HOOK must be one of 'signal', 'build', not 'later'"
+
+
+def test_e001_a_generator_that_calls_sys_exit_at_import(settings):
+    found = only(messages(settings, "exits_at_import"), "chartbuild.E001")
+    assert "SystemExit: a generator that leaves at import" in found.msg

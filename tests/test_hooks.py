@@ -111,3 +111,17 @@ def test_build_mode_never_raises_into_the_save(settings, state, caplog):
         lock.release(held)
     assert User.objects.filter(username="blocked").exists()
     assert "build.lock" in caplog.text
+
+
+def test_build_mode_never_lets_a_base_exception_into_the_save(settings, state, monkeypatch, caplog):
+    settings.CHARTBUILD_HOOK = "build"
+    from chartbuild import runner
+
+    def leave(*args, **kwargs):
+        raise SystemExit("a build that calls sys.exit")
+
+    monkeypatch.setattr(runner, "build", leave)
+    with caplog.at_level(logging.ERROR, logger="chartbuild.hooks"):
+        user = User.objects.create(username="saved anyway")
+    assert User.objects.filter(pk=user.pk).exists()
+    assert "a build that calls sys.exit" in caplog.text

@@ -210,3 +210,71 @@ def test_a_no_op_build_imports_neither_altair_nor_vl_convert(build):
         [sys.executable, "-c", program], env=build.env, cwd=REPO, capture_output=True, text=True
     )
     assert json.loads(done.stderr.strip().splitlines()[-1]) == [0, False, False]
+
+
+def test_process_workers_are_refused_with_a_clear_message(build):
+    User.objects.create(username="late")
+    result = build.run("-P", "process", "-n", "2")
+    assert result.returncode != 0
+    assert "without `-P process`" in result.task("export")["error"]
+
+
+def test_a_parallel_build_with_a_failing_chart_writes_right_dashboards_and_manifest(build):
+    build.env["CHARTBUILD_PARALLEL"] = "2"
+    before = {e["task"]: e["built_at"] for e in build.manifest()}
+    build.break_function("users", "signup_hours", "1 / 0")
+    time.sleep(1.1)  # built_at has whole seconds
+    User.objects.create(username="late")
+    result = build.run()
+    assert result.returncode != 0
+    assert result.task("users.signup_hours")["result"] == "fail"
+    entries = {e["task"]: e for e in build.manifest()}
+    assert "ZeroDivisionError" in entries["users.signup_hours"]["error"]
+    assert entries["users.signup_hours"]["built_at"] == before["users.signup_hours"]
+    assert entries["users.total_users"]["built_at"] > before["users.total_users"]
+    page = (build.out / "users" / "index.html").read_text()
+    assert '<div class="value">4 <span class="unit">users' in page
+    assert 'id="chart-signup_hours"' in page  # its last good output stays on the page
+
+
+def test_the_lock_is_held_until_doit_has_saved_its_state(tmp_path):
+    seed()
+    build = Build(tmp_path)
+    build.copy_demo_generators()
+    process = build.start()
+    deadline = time.monotonic() + 60
+    while (
+        not (build.state / "build.lock").exists()
+        or "pid" not in (build.state / "build.lock").read_text()
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    held = lock.acquire(build.state / "build.lock", timeout=120)  # waits for the build
+    try:
+        import sqlite3
+
+        saved = sqlite3.connect(build.state / "doit.sqlite3")
+        names = {row[0] for row in saved.execute("SELECT task_id FROM doit")}
+        saved.close()
+    finally:
+        lock.release(held)
+    process.communicate(timeout=60)
+    assert {"users.total_users", "shop.revenue_per_month", "gen:users"} <= names
+
+
+def test_a_build_prints_a_line_per_chart_and_a_summary(build):
+    User.objects.create(username="late")
+    result = build.run(json_report=False)
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    progress = [line for line in lines if line.startswith("[")]
+    assert len(progress) == len(USERS)
+    assert all(re.fullmatch(r"\[(\d+)/6\] users\.\w+ \d+ ms", line) for line in progress)
+    assert [int(line[1:].split("/")[0]) for line in progress] == list(range(1, 7))
+    assert re.fullmatch(r"built 6, up to date 7, failed 0; slowest .+; \d+\.\d\d s", lines[-1])
+
+
+def test_the_json_report_keeps_each_tasks_time(build):
+    User.objects.create(username="late")
+    result = build.run()
+    assert all(result.task(name)["elapsed"] > 0 for name in USERS)

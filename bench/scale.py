@@ -1,0 +1,337 @@
+"""A site with 1,000 charts, 200 numbers and 20 models: each figure beside its floor.
+
+Generates (in a temporary directory, nothing is committed) a Django project beside the
+demo's settings: an app with ``--models`` models of ``--rows`` rows each, and one
+generator per model with its share of ``--charts`` charts and ``--numbers`` numbers,
+all aggregated in the database. Then, in one run:
+
+- floor: the same outputs made in one process by calling chartbuild's own action for
+  each chart and number, then the dashboards and the manifest once (no doit);
+- a full build, sequential (``doit -n 1``) and with the default parallelism;
+- the rebuild after one row of one model changed, beside its share of the full build;
+- a no-op ``doit`` beside ``django.setup()`` alone;
+- on the database given (a temporary SQLite file by default): the export of
+  ``--events`` pending mqueue events beside the raw ``GROUP BY`` over them, and a
+  monthly chart over ``--events`` rows with ``chartbuild.periods.Month`` beside
+  hand-written native SQL.
+
+Build times are wall times of the ``doit`` process minus a no-op ``doit`` (Django's
+start, the task graph), so they compare with the floor's, measured after its start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def site(root: Path, models: int, charts: int, numbers: int) -> None:
+    """Write the generated project under ``root``."""
+    package = root / "scale_site"
+    (package / "data" / "migrations").mkdir(parents=True)
+    (package / "gens").mkdir()
+    for init in (package, package / "data", package / "data" / "migrations", package / "gens"):
+        (init / "__init__.py").write_text("")
+    (package / "settings.py").write_text(
+        textwrap.dedent(
+            f"""\
+            from demo.settings import *  # noqa: F403
+            from demo.settings import INSTALLED_APPS
+
+            INSTALLED_APPS = [*INSTALLED_APPS, "scale_site.data"]
+            CHARTBUILD_GENERATORS = [f"scale_site.gens.g{{i:02d}}" for i in range({models})]
+            """
+        )
+    )
+    (package / "data" / "apps.py").write_text(
+        "from django.apps import AppConfig\n\n\n"
+        "class DataConfig(AppConfig):\n"
+        '    name = "scale_site.data"\n'
+        '    label = "data"\n'
+        '    default_auto_field = "django.db.models.BigAutoField"\n'
+    )
+    body = ["from django.db import models\n"]
+    for i in range(models):
+        body.append(
+            f"\n\nclass M{i:02d}(models.Model):\n"
+            "    category = models.CharField(max_length=10)\n"
+            "    value = models.IntegerField()\n"
+            "    created = models.DateTimeField()\n"
+        )
+    (package / "data" / "models.py").write_text("".join(body))
+    per_charts, per_numbers = charts // models, numbers // models
+    for i in range(models):
+        lines = [
+            "import altair as alt\n",
+            "from django.db.models import Count\n\n",
+            "from chartbuild import chart, number\n",
+            f"from scale_site.data.models import M{i:02d} as M\n",
+        ]
+        for c in range(per_charts):
+            lines.append(
+                f"\n\n@chart(models=[M])\ndef chart_{c:03d}():\n"
+                f'    """Rows per category with a value of at least {c}"""\n'
+                f"    rows = M.objects.filter(value__gte={c}).values('category')"
+                ".annotate(n=Count('id')).order_by('category')\n"
+                "    return alt.Chart(alt.Data(values=list(rows))).mark_bar()"
+                ".encode(x='category:N', y='n:Q')\n"
+            )
+        for n in range(per_numbers):
+            lines.append(
+                f"\n\n@number(models=[M], label='Rows of {n} or more')\ndef number_{n:03d}():\n"
+                f"    return M.objects.filter(value__gte={n}).count()\n"
+            )
+        (package / "gens" / f"g{i:02d}.py").write_text("".join(lines))
+    (root / "dodo.py").write_text(
+        "import os\n\nimport django\n\n"
+        'os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scale_site.settings")\n'
+        "django.setup()\n\n"
+        "from chartbuild.tasks import *  # noqa: E402, F403\n"
+        "from chartbuild.tasks import doit_config  # noqa: E402\n\n"
+        "DOIT_CONFIG = doit_config()\n"
+    )
+
+
+def timed(command: list[str], env: dict[str, str], cwd: Path) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if done.returncode:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout[-2000:]}\n{done.stderr}")
+    return elapsed
+
+
+def median_of(runs: int, command: list[str], env: dict[str, str], cwd: Path) -> float:
+    return statistics.median(timed(command, env, cwd) for _ in range(runs))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--models", type=int, default=20)
+    parser.add_argument("--charts", type=int, default=1000)
+    parser.add_argument("--numbers", type=int, default=200)
+    parser.add_argument("--rows", type=int, default=1000)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--database-url", help="a scratch database (default: temporary SQLite)")
+    args = parser.parse_args(argv)
+    root = Path(tempfile.mkdtemp(prefix="chartbuild-scale-"))
+    site(root, args.models, args.charts, args.numbers)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "scale_site.settings",
+        "DATABASE_URL": args.database_url or f"sqlite:///{root / 'scale.sqlite3'}",
+        "CHARTBUILD_STATE_DIR": str(root / "state"),
+        "CHARTBUILD_OUTPUT_DIR": str(root / "charts"),
+        "PYTHONPATH": os.pathsep.join([str(root), str(REPO)]),
+    }
+    os.environ.update(env)
+    sys.path[:0] = [str(root), str(REPO)]
+    out = sys.stdout
+
+    def say(text: str) -> None:
+        out.write(text + "\n")
+        out.flush()
+
+    python = [sys.executable]
+    manage = [
+        *python,
+        "-c",
+        "from django.core.management import execute_from_command_line;"
+        " import sys; execute_from_command_line(sys.argv)",
+    ]
+    subprocess.run([*manage, "makemigrations", "data", "-v", "0"], env=env, cwd=root, check=True)
+    subprocess.run([*manage, "migrate", "-v", "0"], env=env, cwd=root, check=True)
+
+    import django
+
+    django.setup()
+    from django.db import connection
+    from scale_site.data import models as data
+
+    from chartbuild import actions, catalog, conf, outputs, pages, render
+    from chartbuild import manifest as manifest_file
+
+    seed(data, args.models, args.rows)
+    cat = catalog.load()
+    tasks = sum(len(g.declarations) for g in cat.generators)
+    say(
+        f"{connection.vendor}: {args.charts} charts, {args.numbers} numbers, {args.models} models"
+        f" of {args.rows} rows ({tasks} tasks); {os.cpu_count()} cores"
+    )
+
+    # Floor: the same outputs, in this process, without doit.
+    render.warm_up()
+    started = time.perf_counter()
+    for generator in cat.generators:
+        for declaration in generator.declarations:
+            files, _ = actions.make(generator, declaration)
+            outputs.publish(files)
+    for generator in cat.generators:
+        pages.write_dashboard(generator)
+    manifest_file.write(cat)
+    floor = time.perf_counter() - started
+    say(f"  floor: the outputs made in one process, no doit          {floor:7.2f} s")
+
+    doit = [str(BIN / "doit"), "-f", str(root / "dodo.py")]
+    setup = [*python, "-c", "import django; django.setup()"]
+
+    def fresh() -> None:
+        for folder in (conf.state_dir(), conf.output_dir()):
+            subprocess.run(["rm", "-rf", str(folder)], check=True)
+
+    fresh()
+    timed(doit, env, root)  # a first build: the no-op below needs built state
+    noop = median_of(5, doit, env, root)
+    floor_setup = median_of(5, setup, env, root)
+    fresh()
+    sequential = timed([*doit, "-n", "1"], env, root) - noop
+    say(
+        f"  full build, sequential                                     {sequential:7.2f} s"
+        f"  {sequential / floor:.2f}x the floor (goal <= 1.3x)"
+    )
+    fresh()
+    parallel = timed(doit, env, root) - noop
+    say(
+        f"  full build, default parallelism ({conf.parallel()} threads)"
+        f"           {parallel:7.2f} s"
+        f"  {parallel / sequential:.2f}x sequential (goal <= 0.75x)"
+    )
+    changed = data.M07.objects.order_by("id").first()
+    changed.value += 1
+    changed.save()
+    share = (args.charts + args.numbers) // args.models / tasks
+    rebuild = timed(doit, env, root) - noop
+    say(
+        f"  rebuild after one row of M07 changed ({share * tasks:.0f} tasks)           "
+        f"{rebuild:7.2f} s  {rebuild / (share * parallel):.2f}x its share of the full build"
+        " (goal <= 1.2x)"
+    )
+    noop = median_of(7, doit, env, root)
+    floor_setup = median_of(7, setup, env, root)
+    say(
+        f"  no-op doit {noop:.3f} s, django.setup() {floor_setup:.3f} s:"
+        f" +{noop - floor_setup:.3f} s (goal <= +0.2 s)"
+    )
+    export_figures(connection, args.events, say)
+    if connection.vendor == "sqlite":
+        month_figures(connection, args.events, say)
+    return 0
+
+
+def seed(data, models: int, rows: int) -> None:
+    import datetime as dt
+    import random
+
+    rng = random.Random(1)
+    start = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    for i in range(models):
+        model = getattr(data, f"M{i:02d}")
+        model.objects.bulk_create(
+            model(
+                category=rng.choice("abcdefgh"),
+                value=rng.randrange(100),
+                created=start + dt.timedelta(minutes=rng.randrange(60 * 24 * 365)),
+            )
+            for _ in range(rows)
+        )
+
+
+def _series(connection, n: int) -> str:
+    if connection.vendor == "postgresql":
+        return f"generate_series(1, {n}) AS s(n)"
+    return (
+        "(WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c"
+        f" WHERE n < {n}) SELECT n FROM c) AS s"
+    )
+
+
+def export_figures(connection, events: int, say) -> None:
+    """The events aggregate of the export beside the raw GROUP BY, over pending events."""
+    from django.contrib.contenttypes.models import ContentType
+
+    from chartbuild.exporter import EventsSource
+
+    types = list(ContentType.objects.values_list("pk", flat=True)[:20])
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM mqueue_mevent")
+        cases = " ".join(f"WHEN {k} THEN {t}" for k, t in enumerate(types))
+        cursor.execute(
+            "INSERT INTO mqueue_mevent (content_type_id, obj_pk, name, url, admin_url, notes,"
+            " date_posted, event_class, request, bucket, data, scope)"
+            f" SELECT CASE n % {len(types)} {cases} END,"
+            " n, 'bench', '', '', '', CURRENT_TIMESTAMP, 'Object edited', '', '', '{}', 'superuser'"
+            f" FROM {_series(connection, events)}"
+        )
+        if connection.vendor == "postgresql":
+            cursor.execute("VACUUM ANALYZE mqueue_mevent")
+
+    def raw() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT content_type_id, COUNT(*), MAX(id) FROM mqueue_mevent"
+                " GROUP BY content_type_id"
+            )
+            cursor.fetchall()
+
+    source = EventsSource("default")
+    raw_time = best_of(5, raw)
+    ours = best_of(5, lambda: source.aggregate(0, 0))
+    say(
+        f"  export of {events:,} pending events: the aggregate {ours * 1000:.0f} ms, raw GROUP BY"
+        f" {raw_time * 1000:.0f} ms: {ours / raw_time:.2f}x (goal <= 2x)"
+    )
+
+
+def month_figures(connection, rows: int, say) -> None:
+    """A monthly count over ``rows`` rows: chartbuild.periods.Month beside native SQL."""
+    from django.db.models import Count
+    from scale_site.data.models import M00
+
+    from chartbuild.periods import Month
+
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM data_m00")
+        cursor.execute(
+            "INSERT INTO data_m00 (category, value, created) SELECT 'a', n % 100,"
+            " datetime('2024-01-01', '+' || (n % 525600) || ' minutes')"
+            f" FROM {_series(connection, rows)}"
+        )
+
+    def ours() -> None:
+        list(M00.objects.annotate(m=Month("created")).values("m").annotate(n=Count("id")))
+
+    def native() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT strftime('%Y-%m-01', created) AS m, COUNT(*) FROM data_m00 GROUP BY m"
+            )
+            cursor.fetchall()
+
+    mine, theirs = best_of(3, ours), best_of(3, native)
+    say(
+        f"  monthly chart over {rows:,} rows on SQLite: Month() {mine * 1000:.0f} ms,"
+        f" native SQL {theirs * 1000:.0f} ms: {mine / theirs:.2f}x (goal <= 1.5x)"
+    )
+
+
+def best_of(runs: int, work) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

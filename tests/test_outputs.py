@@ -1,0 +1,85 @@
+"""A chart's outputs are replaced as a set; a write that fails says what and where."""
+
+import errno
+import json
+
+import pytest
+from django.contrib.auth.models import User
+
+from chartbuild import files, outputs, runner
+from chartbuild.exceptions import OutputError
+
+
+def failing_on(monkeypatch, name: str, code: int = errno.ENOSPC):
+    """Make writing the file called ``name`` fail as a full disk would."""
+    real = files.write_temporary
+
+    def write(path, content, **options):
+        if path.name == name:
+            raise OSError(code, "No space left on device", str(path))
+        return real(path, content, **options)
+
+    monkeypatch.setattr(files, "write_temporary", write)
+    monkeypatch.setattr(outputs, "write_temporary", write)
+
+
+def test_a_set_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+    old = {tmp_path / name: f"old {name}" for name in ("a.vl.json", "a.svg", "a.html")}
+    outputs.publish(old)
+    failing_on(monkeypatch, "a.html")
+    with pytest.raises(OutputError) as caught:
+        outputs.publish({path: f"new {path.name}" for path in old})
+    assert {p: p.read_text() for p in old} == {p: f"old {p.name}" for p in old}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.html", "a.svg", "a.vl.json"]
+    assert "a.html" in str(caught.value) and "the disk is full" in str(caught.value)
+
+
+def test_unchanged_files_are_left_alone(tmp_path):
+    path = tmp_path / "a.svg"
+    assert outputs.publish({path: "<svg/>"}) == [path]
+    mtime = path.stat().st_mtime_ns
+    assert outputs.publish({path: "<svg/>"}) == []
+    assert path.stat().st_mtime_ns == mtime
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        (errno.ENOSPC, "the disk is full"),
+        (errno.EROFS, "read-only or not writable"),
+        (errno.ENOENT, "its directory vanished"),
+    ],
+)
+def test_each_failure_says_what_to_do(code, words):
+    message = str(outputs.output_error(OSError(code, "whatever", "/srv/charts/a.svg")))
+    assert "/srv/charts/a.svg" in message and words in message
+    assert "previous outputs are unchanged" in message
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_full_disk_fails_the_build_with_a_message_and_the_next_build_repairs(
+    settings, tmp_path, monkeypatch
+):
+    settings.CHARTBUILD_OUTPUT_DIR = tmp_path / "charts"
+    settings.CHARTBUILD_STATE_DIR = tmp_path / "state"
+    settings.CHARTBUILD_PARALLEL = 1
+    User.objects.create(username="ada")
+    assert runner.build().ok
+    chart = tmp_path / "charts" / "users" / "signups_per_month"
+    before = {p: p.read_bytes() for p in chart.parent.glob("signups_per_month.*")}
+    User.objects.create(username="bob")
+    failing_on(monkeypatch, "signups_per_month.html")
+    result = runner.build()
+    assert not result.ok
+    failure = result.failures["users.signups_per_month"]
+    assert "signups_per_month.html" in failure and "the disk is full" in failure
+    assert "Traceback" not in failure
+    assert {p: p.read_bytes() for p in before} == before  # the old set, whole
+    total = json.loads((tmp_path / "charts" / "users" / "total_users.json").read_text())
+    assert total["value"] == 2  # the other charts went on
+    monkeypatch.undo()
+    settings.CHARTBUILD_OUTPUT_DIR = tmp_path / "charts"
+    settings.CHARTBUILD_STATE_DIR = tmp_path / "state"
+    repaired = runner.build()
+    assert repaired.ok and "users.signups_per_month" in repaired.charts
+    assert chart.with_suffix(".html").read_bytes() != before[chart.with_suffix(".html")]
