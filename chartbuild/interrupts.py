@@ -4,8 +4,9 @@ Python runs a signal handler only between two bytecodes of the main thread, so a
 builder blocked in a long SQLite query (or a PostgreSQL one) would not stop until the
 query ends. :func:`install` makes both signals raise ``KeyboardInterrupt`` and, from a
 helper thread woken by the signal itself (``signal.set_wakeup_fd``), interrupts the
-queries of the main thread's database connections: SQLite's ``interrupt()``,
-PostgreSQL's ``cancel()``. The main thread then returns from the query and stops.
+queries of every database connection of the process: SQLite's ``interrupt()``,
+PostgreSQL's ``cancel()``. The main thread then returns from its query and stops, and no
+query of a worker thread goes on running on the server after the process is gone.
 
 :func:`requested` tells a ``KeyboardInterrupt`` the user asked for from one a chart
 function raised by itself (which fails only that chart).
@@ -17,6 +18,7 @@ import contextlib
 import signal
 import socket
 import threading
+import weakref
 from typing import Any
 
 _requested = threading.Event()
@@ -54,15 +56,22 @@ def install() -> None:
         return
     _sockets = (reader, writer)
     from django.db import connections
+    from django.db.backends.signals import connection_created
 
-    main_connections = [connections[alias] for alias in connections]
-
+    # Every connection of this process, whatever its thread: a query left running on the
+    # server after the process is gone would hold its session (and its locks).
+    opened: weakref.WeakSet[Any] = weakref.WeakSet(connections[alias] for alias in connections)
+    connection_created.connect(
+        lambda sender, connection, **kwargs: opened.add(connection),
+        weak=False,
+        dispatch_uid="chartbuild.interrupts",
+    )
     stops = {int(signal.SIGINT), int(signal.SIGTERM)}
 
     def interrupt_queries() -> None:
         while data := reader.recv(64):
             if stops.intersection(data):
-                for wrapper in main_connections:
+                for wrapper in list(opened):
                     _cancel(wrapper)
 
     threading.Thread(target=interrupt_queries, name="chartbuild-interrupt", daemon=True).start()

@@ -60,10 +60,9 @@ class Listener:
         self._thread.start()
 
     def close(self) -> None:
-        """Stop listening; the listening thread closes its own connection within 0.5 s."""
+        """Stop listening: the listening thread closes its own connection within 0.5 s (a
+        daemon thread: stopping ``doit auto`` does not wait for it)."""
         self._closed.set()
-        if self._thread is not None:
-            self._thread.join(0.6)
 
     def _connect(self) -> Any:
         self._connection = connections.create_connection(self.using)

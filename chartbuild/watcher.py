@@ -161,8 +161,7 @@ class Watcher:
         finally:
             for waker in self.wakers.values():
                 waker.close()
-            self._observer.stop()
-            self._observer.join(0.2)  # a daemon thread: stopping must not wait for it
+            self._observer.stop()  # daemon threads: stopping must not wait for them
         return 0
 
     def _settle(self) -> None:

@@ -30,3 +30,17 @@ def build(tmp_path):
     first = built.run()
     assert first.returncode == 0, first.stderr
     return built
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_session_outlives_the_tests(django_db_setup, django_db_blocker):
+    """Before the test database is dropped, end the sessions a killed process left on it."""
+    yield
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
