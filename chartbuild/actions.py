@@ -108,6 +108,8 @@ def export(models: list[str]) -> tuple[str, ...]:
             "the next build retries."
         ) from exc
     _warn_uncaptured(models, using)
+    if result.changed and threading.current_thread() is not threading.main_thread():
+        render.start_workers()  # charts will render in worker processes: start them now
     return result.changed
 
 
@@ -304,6 +306,8 @@ def finish() -> None:
     with _guard:
         missing = sorted(_built - _written)
         manifest_due = bool(_built) and MANIFEST not in _written
+    if not (missing or manifest_due):
+        return
     cat = catalog.cached()
     for name in missing:
         try:

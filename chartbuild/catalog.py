@@ -226,13 +226,18 @@ def load(state_dir: Path | None = None) -> Catalog:
             "generator cache %s is unreadable (%s); reading the generators", cache_file, exc
         )
         cache = {}
+    cached_modules = cache.get("modules", {})
     entries: dict[str, Any] = {}
     generators = []
+    dirty = not cache
     for name, module, path in locate():
         key = _file_key(path)
-        entry = cache.get("modules", {}).get(module)
-        if not _usable(entry, key):
+        entry = cached_modules.get(module)
+        found = _declarations_of(entry, key)
+        if found is None:
             entry = _read_declarations(module, key)
+            found = tuple(Declaration.from_dict(d) for d in entry["declarations"])
+            dirty = True
         if not entry.get("error"):
             entries[module] = entry
         generators.append(
@@ -240,28 +245,27 @@ def load(state_dir: Path | None = None) -> Catalog:
                 name=name,
                 module=module,
                 path=path,
-                declarations=tuple(Declaration.from_dict(d) for d in entry["declarations"]),
+                declarations=found,
                 error=entry.get("error", ""),
             )
         )
-    data = {"version": CACHE_VERSION, "modules": entries}
-    try:
-        write_if_changed(cache_file, json.dumps(data, indent=1, sort_keys=True) + "\n")
-    except OSError as exc:
-        logger.warning("cannot cache generator declarations in %s: %s", cache_file, exc)
+    if dirty or entries.keys() != cached_modules.keys():
+        data = {"version": CACHE_VERSION, "modules": entries}
+        try:
+            write_if_changed(cache_file, json.dumps(data, indent=1, sort_keys=True) + "\n")
+        except OSError as exc:
+            logger.warning("cannot cache generator declarations in %s: %s", cache_file, exc)
     return Catalog(tuple(generators), tuple(validate(generators)))
 
 
-def _usable(entry: Any, key: list[int] | None) -> bool:
-    """Whether a cache entry is for this version of the source and well formed."""
+def _declarations_of(entry: Any, key: list[int] | None) -> tuple[Declaration, ...] | None:
+    """The declarations of a cache entry for this version of the source, if well formed."""
     try:
-        return (
-            entry["key"] == key
-            and key is not None
-            and all(Declaration.from_dict(d) for d in entry["declarations"])
-        )
+        if key is None or entry["key"] != key or entry.get("error"):
+            return None
+        return tuple(Declaration.from_dict(d) for d in entry["declarations"])
     except (TypeError, KeyError, AttributeError):
-        return False
+        return None
 
 
 def _file_key(path: Path | None) -> list[int] | None:
@@ -297,6 +301,7 @@ def validate(generators: list[Generator]) -> list[Problem]:
     """Configuration mistakes in the generators and their declarations."""
     problems = []
     names: dict[str, str] = {}
+    known: set[str] = set()
     for generator in generators:
         g = generator.name
         if generator.error:
@@ -365,9 +370,13 @@ def validate(generators: list[Generator]) -> list[Problem]:
                     )
                 )
             for model in d.models:
-                try:
-                    resolve_model(model)
-                except LookupError:
+                if model not in known:
+                    try:
+                        resolve_model(model)
+                        known.add(model)
+                    except LookupError:
+                        pass
+                if model not in known:
                     problems.append(
                         Problem(
                             "chartbuild.E004",

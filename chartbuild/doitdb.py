@@ -41,6 +41,7 @@ class DoitDB(SqliteDB):  # type: ignore[misc]
     """doit's ``sqlite3`` backend that starts afresh, with one warning, from an unreadable file."""
 
     desc = "sqlite3, starting afresh (and rebuilding everything) from an unreadable file"
+    _stored: dict[str, Any] | None = None
 
     def __init__(self, name: str, codec: Any, *, module_name: str | None = None) -> None:
         try:
@@ -70,24 +71,36 @@ class DoitDB(SqliteDB):  # type: ignore[misc]
             if os.path.exists(self.name + suffix):
                 os.replace(self.name + suffix, aside + suffix)
         self._conn = self._sqlite3(self.name)
+        self._stored = {}
 
     def _get_task_data(self, task_id: str) -> Any:
-        try:
-            return super()._get_task_data(task_id)
-        except (sqlite3.DatabaseError, ValueError) as exc:
-            if not unreadable(exc):
-                raise
-            self._start_afresh(exc)
-            return {}
+        """A task's stored state; every task's is read at once, with the first."""
+        stored = getattr(self, "_stored", None)
+        if stored is None:
+            try:
+                stored = {
+                    row["task_id"]: row["task_data"]
+                    for row in self._conn.execute("SELECT task_id, task_data FROM doit")
+                }
+            except (sqlite3.DatabaseError, ValueError) as exc:
+                if not unreadable(exc):
+                    raise
+                self._start_afresh(exc)
+                stored = {}
+            self._stored = stored
+        return stored.get(task_id, {})
 
     def in_(self, task_id: str) -> bool:
-        try:
-            return bool(super().in_(task_id))
-        except (sqlite3.DatabaseError, ValueError) as exc:
-            if not unreadable(exc):
-                raise
-            self._start_afresh(exc)
-            return task_id in self._cache
+        return task_id in self._cache or bool(self._get_task_data(task_id))
+
+    def remove(self, task_id: str) -> None:
+        super().remove(task_id)
+        if self._stored is not None:
+            self._stored.pop(task_id, None)
+
+    def remove_all(self) -> None:
+        super().remove_all()
+        self._stored = {}
 
     def dump(self) -> None:
         try:

@@ -96,6 +96,8 @@ class ProgressReporter:
 
     def _plan(self, changed: list[str]) -> None:
         """How many charts read the models the export found changed."""
+        if not changed:
+            return
         stamps = {stamp_path(Path(), model).name for model in changed}
         planned = sum(
             1

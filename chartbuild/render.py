@@ -73,6 +73,14 @@ def warm_up() -> None:
     _warm()
 
 
+def start_workers() -> None:
+    """Start the worker processes now, in the background: a build that is about to render
+    in worker threads does not wait for their start at its first chart."""
+    pool = _workers()
+    for _ in range(os.cpu_count() or 1):
+        pool.submit(_warm)
+
+
 def shutdown() -> None:
     """Stop the worker processes (they are started again when needed)."""
     global _pool

@@ -17,8 +17,6 @@ Builds run in parallel by default: tasks in threads (``CHARTBUILD_PARALLEL``, or
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import threading
 from collections.abc import Iterator
@@ -182,26 +180,28 @@ def task_charts() -> Iterator[Task]:
     """One task per chart and number, named <generator>.<name>."""
     cat = _current()
     state = conf.state_dir()
+    out = f"{conf.output_dir()}{os.sep}"
+    # Paths as plain strings, each made once: a large site has thousands of them.
+    stamps = {m: str(stamp_path(state, m)) for m in cat.models()}
+    troubled = {(p.generator, p.name) for p in cat.problems}
     for generator in _generators(cat):
         if generator.error:
             continue
+        source = [str(generator.path)] if generator.path is not None else []
         for declaration in _declarations(generator):
-            name = actions.task_name(generator.name, declaration.name)
+            name = f"{generator.name}.{declaration.name}"
             doc = f"{declaration.title} ({declaration.kind}; reads {', '.join(declaration.models)})"
-            problems = cat.problems_of(generator.name, declaration.name)
-            if problems:
+            if (generator.name, declaration.name) in troubled or (generator.name, "") in troubled:
+                problems = cat.problems_of(generator.name, declaration.name)
                 message = "\n".join(f"{p.id}: {p.msg}. {p.hint}" for p in problems)
                 yield {"basename": name, "doc": doc, "actions": [(_fail, [message])], **UNCAPTURED}
                 continue
-            deps = [str(stamp_path(state, m)) for m in declaration.models]
-            if generator.path is not None:
-                deps.append(str(generator.path))
             yield {
                 "basename": name,
                 "doc": doc,
                 "actions": [(_run, [actions.build, generator.name, declaration.name])],
-                "file_dep": deps,
-                "targets": _out(*outputs.of(generator.name, declaration)),
+                "file_dep": [*(stamps[m] for m in declaration.models), *source],
+                "targets": [out + p for p in outputs.of(generator.name, declaration)],
                 "clean": True,
                 **UNCAPTURED,
             }
@@ -249,24 +249,14 @@ def task_assets() -> Task:
 def task_manifest() -> Task:
     """manifest.json: every chart and number with its task, models, outputs and build time."""
     cat = _current()
-    charts = [
-        actions.task_name(g.name, d.name)
-        for g in _generators(cat)
-        if not g.error
-        for d in _declarations(g)
-        if not cat.problems_of(g.name, d.name)
-    ]
-    signature = json.dumps(
-        [[g.name, [d.as_dict() for d in g.declarations]] for g in cat.generators], sort_keys=True
-    )
     return {
         "actions": [(_run, [actions.manifest])],
-        "task_dep": charts,
+        # after every dashboard, so after every chart (each dashboard waits for its charts)
+        "task_dep": [f"gen:{g.name}" for g in _generators(cat) if not g.error],
+        # what the generators declare is in the catalog's cache: a change there is one here
+        "file_dep": [str(catalog.cache_path())],
         "targets": _out(outputs.manifest()),
-        "uptodate": [
-            (actions.nothing_built, []),
-            config_changed(hashlib.sha256(signature.encode()).hexdigest()),
-        ],
+        "uptodate": [(actions.nothing_built, [])],
         "clean": True,
         **UNCAPTURED,
     }
