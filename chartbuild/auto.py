@@ -76,6 +76,8 @@ class Auto(DoitCmdBase):  # type: ignore[misc]
         )
         interrupts.install()  # Ctrl-C and SIGTERM stop it at once, even inside a query
         render.warm_up()
+        if conf.parallel() > 1:
+            render.start_workers()  # a rebuild renders at once, not after their start
         import altair  # noqa: F401 - the first rebuild is as fast as the next
 
         heard = " and ".join(

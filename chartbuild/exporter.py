@@ -61,6 +61,8 @@ CURSOR_VERSION = 3
 MAX_CHECKPOINTS = 64
 #: Settled records deleted per statement.
 PRUNE_BATCH = 10_000
+#: Above this many new records, SQLite counts them through the grouping key's index.
+MANY_PENDING = 50_000
 
 Row = tuple[str, int, int, int, int | None]
 
@@ -155,16 +157,37 @@ class Source:
     def aggregate(self, low: int, new: int) -> list[Row]:
         raise NotImplementedError
 
+    #: Whether ``key`` has an index of its own (SQLite then reads it instead of the rows
+    #: when most of the table is pending).
+    indexed = False
+
     def _aggregate(self, key: str, where: str, low: int, new: int) -> list[Row]:
-        group = f"+{key}" if self.connection.vendor == "sqlite" else key  # keep the id range
-        sql = (
-            f"SELECT {key}, COUNT(*), MAX(id), COUNT(CASE WHEN id > %s THEN 1 END),"
-            f" MAX(CASE WHEN id > %s THEN id END) FROM {self.quote(self.table)}"
-            f" WHERE id > %s{where} GROUP BY {group}"
-        )
+        table = self.quote(self.table)
+        windowed = new != low  # else the counts above `new` are the counts themselves
+        columns = f"{key}, COUNT(*), MAX(id)"
+        if windowed:
+            columns += ", COUNT(CASE WHEN id > %s THEN 1 END), MAX(CASE WHEN id > %s THEN id END)"
+        ids, group = "id", key
+        if self.connection.vendor == "sqlite":
+            # SQLite picks one index: the id range (what is new: O(new) in steady state), or
+            # the key's own index (narrow rows, already grouped) when most rows are new.
+            if self.indexed and self._pending(low) > MANY_PENDING:
+                ids = "+id"
+            else:
+                group = f"+{key}"
+        sql = f"SELECT {columns} FROM {table} WHERE {ids} > %s{where} GROUP BY {group}"
         with self.connection.cursor() as cursor:
-            cursor.execute(sql, [new, new, low])
-            return [(str(k), n, top, n_new, top_new) for k, n, top, n_new, top_new in cursor]
+            cursor.execute(sql, [new, new, low] if windowed else [low])
+            if windowed:
+                return [(str(k), n, top, n_new, top_new) for k, n, top, n_new, top_new in cursor]
+            return [(str(k), n, top, n, top) for k, n, top in cursor]
+
+    def _pending(self, low: int) -> int:
+        """About how many records lie above ``low`` (ids are drawn in order)."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"SELECT MAX(id) FROM {self.quote(self.table)}")
+            (top,) = cursor.fetchone()
+        return int(top or 0) - low
 
     def anchor(self, record: int) -> tuple[int, str] | None:
         """The record ``record`` as ``(id, time)``, to recognise this table again."""
@@ -183,6 +206,7 @@ class EventsSource(Source):
     """django-mqueue's events, grouped by content type."""
 
     name = "events"
+    indexed = True  # mqueue indexes content_type_id
 
     def __init__(self, using: str, keep: timedelta | None = None) -> None:
         super().__init__(using)

@@ -21,13 +21,27 @@ from typing import Any
 
 _pool: ProcessPoolExecutor | None = None
 _guard = threading.Lock()
+#: Set once every worker has started its engine.
+_ready = threading.Event()
+#: vl-convert renders one spec at a time in a process: this process's turn.
+_here = threading.Lock()
 
 
 def svg(spec: dict[str, Any]) -> str:
-    """The SVG of a Vega-Lite spec (in a worker process when called from a worker thread)."""
+    """The SVG of a Vega-Lite spec (in a worker process when called from a worker thread).
+
+    While the workers start (a second or so), this process renders too, one spec at a
+    time: a small rebuild does not wait for them.
+    """
     if threading.current_thread() is threading.main_thread():
         return _svg(spec)
-    return str(_workers().submit(_svg, spec).result())
+    pool = _workers()
+    if not _ready.is_set() and _here.acquire(blocking=False):
+        try:
+            return _svg(spec)
+        finally:
+            _here.release()
+    return str(pool.submit(_svg, spec).result())
 
 
 def _svg(spec: dict[str, Any]) -> str:
@@ -41,12 +55,21 @@ def _workers() -> ProcessPoolExecutor:
     with _guard:
         if _pool is None:
             # forkserver: the workers do not inherit this process's threads, locks and
-            # database connections.
+            # database connections; its server imports only what rendering needs.
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["chartbuild.render", "vl_convert"])
+            workers = os.cpu_count() or 1
             _pool = ProcessPoolExecutor(
-                max_workers=os.cpu_count() or 1,
-                mp_context=multiprocessing.get_context("forkserver"),
-                initializer=_start_worker,
+                max_workers=workers, mp_context=context, initializer=_start_worker
             )
+            warming = [_pool.submit(_warm) for _ in range(workers)]
+
+            def when_warm() -> None:
+                for future in warming:
+                    future.exception()  # waits; a failed start shows at the first render
+                _ready.set()
+
+            threading.Thread(target=when_warm, name="chartbuild-render-start", daemon=True).start()
             atexit.register(shutdown)
         return _pool
 
@@ -76,9 +99,7 @@ def warm_up() -> None:
 def start_workers() -> None:
     """Start the worker processes now, in the background: a build that is about to render
     in worker threads does not wait for their start at its first chart."""
-    pool = _workers()
-    for _ in range(os.cpu_count() or 1):
-        pool.submit(_warm)
+    _workers()
 
 
 def shutdown() -> None:
@@ -86,5 +107,6 @@ def shutdown() -> None:
     global _pool
     with _guard:
         pool, _pool = _pool, None
+        _ready.clear()
     if pool is not None:
         pool.shutdown(wait=False, cancel_futures=True)
