@@ -86,6 +86,8 @@ class Listener:
                     continue
                 except OSError:
                     return
+                if self._closed.is_set():
+                    return  # woken by close(), not by a sender
                 on_wake()
 
         self.socket.settimeout(0.2)
@@ -93,8 +95,18 @@ class Listener:
         self._thread.start()
 
     def close(self) -> None:
-        """Stop listening (the listening thread ends within 0.2 s; it does not hold this up)."""
+        """Stop listening: once this returns, nobody listens at the address any more.
+
+        A thread blocked in ``recv`` keeps the socket (and its address) alive past
+        ``close()``; shutting the socket down first wakes it at once.
+        """
         self._closed.set()
+        try:
+            self.socket.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # never connected, or closed already
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(1)
         self.socket.close()
         if not self.address.startswith("\0"):
             Path(self.address).unlink(missing_ok=True)
