@@ -9,6 +9,7 @@ namespace, so it leaves no file behind; elsewhere it is a file in the temp direc
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
@@ -101,10 +102,8 @@ class Listener:
         ``close()``; shutting the socket down first wakes it at once.
         """
         self._closed.set()
-        try:
+        with contextlib.suppress(OSError):  # never connected, or closed already
             self.socket.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass  # never connected, or closed already
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(1)
         self.socket.close()
