@@ -21,6 +21,7 @@ included, unless the user asked to stop) fails its own task with a message namin
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -156,12 +157,19 @@ def build(generator_name: str, name: str) -> None:
         files, read = make(generator, declaration)
         outputs.publish(files)
     except ChartbuildError as exc:
-        failed = outputs.Record(previous.built_at, previous.reads, str(exc), now())
+        failed = dataclasses.replace(previous, error=str(exc), failed_at=now())
         with contextlib.suppress(OSError):  # the failure itself is what must be told
             outputs.write_record(generator_name, name, failed)
         raise
+    data_sets = sum(1 for path in files if path.name.endswith(".csv"))
+    out = conf.output_dir()
+    for stale in outputs.extra_csvs(generator_name, name, previous.data_sets)[
+        max(0, data_sets - 1) :
+    ]:
+        (out / stale).unlink(missing_ok=True)
+    record = outputs.Record(built_at=now(), reads=read, data_sets=data_sets)
     try:
-        outputs.write_record(generator_name, name, outputs.Record(built_at=now(), reads=read))
+        outputs.write_record(generator_name, name, record)
     except OSError as exc:
         raise outputs.output_error(exc) from exc
 
@@ -189,11 +197,20 @@ def make(
     if declaration.kind == "number":
         return {paths[0]: content}, read
     try:
-        svg = render.svg(spec)
+        svg, png = render.images(spec)
     except Exception as exc:
         raise ChartError(f"{where}: vl-convert cannot render its spec: {exc}") from exc
     page = pages.chart(generator.name, declaration, spec)
-    return {paths[0]: dumps(spec), paths[1]: svg, paths[2]: page}, read
+    files: dict[Path, str | bytes] = dict(
+        zip(paths, [dumps(spec), svg, png, "", page], strict=True)
+    )
+    data = outputs.data_sets(spec)
+    csvs = [paths[3]] + [
+        out / p for p in outputs.extra_csvs(generator.name, declaration.name, len(data))
+    ]
+    for path, rows in zip(csvs, data, strict=False):
+        files[path] = outputs.csv_text(rows)
+    return files, read
 
 
 def call(where: str, function: Any) -> Any:

@@ -29,9 +29,19 @@ from django.apps import apps
 from chartbuild import conf
 from chartbuild.exceptions import GeneratorError
 from chartbuild.files import write_if_changed
-from chartbuild.registry import SAFE_NAME, Declaration, declarations, resolve_model
+from chartbuild.outputs import STATIC
+from chartbuild.registry import (
+    SAFE_NAME,
+    Declaration,
+    declarations,
+    resolve_model,
+    stored_permission,
+)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+
+#: Names an output of the site already uses: a chart or number may not take them.
+RESERVED_NAMES = ("index", "manifest", "static", "version")
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +55,10 @@ class Generator:
     path: Path | None
     declarations: tuple[Declaration, ...] = ()
     error: str = ""
+    #: The module's ``TITLE`` (default: its name, capitalised).
+    title: str = ""
+    #: The module's ``PERMISSION`` as the catalog keeps it (see ``Declaration.permission``).
+    permission: str = ""
 
     def get(self, name: str) -> Declaration:
         for declaration in self.declarations:
@@ -247,6 +261,8 @@ def load(state_dir: Path | None = None) -> Catalog:
                 path=path,
                 declarations=found,
                 error=entry.get("error", ""),
+                title=str(entry.get("title") or name.replace("_", " ").capitalize()),
+                permission=str(entry.get("permission", "")),
             )
         )
     if dirty or entries.keys() != cached_modules.keys():
@@ -283,7 +299,16 @@ def _read_declarations(module: str, key: list[int] | None) -> dict[str, Any]:
         loaded = import_generator(module)
     except GeneratorError as exc:
         return {"key": key, "declarations": [], "error": str(exc)}
-    return {"key": key, "declarations": [d.as_dict() for d, _ in declarations(loaded)]}
+    try:
+        permission = stored_permission(getattr(loaded, "PERMISSION", None))
+    except TypeError as exc:
+        return {"key": key, "declarations": [], "error": f"{module}.PERMISSION: {exc}"}
+    return {
+        "key": key,
+        "declarations": [d.as_dict() for d, _ in declarations(loaded)],
+        "title": str(getattr(loaded, "TITLE", "") or ""),
+        "permission": permission,
+    }
 
 
 def function(generator: Generator, name: str) -> Any:
@@ -301,6 +326,7 @@ def validate(generators: list[Generator]) -> list[Problem]:
     """Configuration mistakes in the generators and their declarations."""
     problems = []
     names: dict[str, str] = {}
+    folded: dict[str, str] = {}
     known: set[str] = set()
     for generator in generators:
         g = generator.name
@@ -326,7 +352,29 @@ def validate(generators: list[Generator]) -> list[Problem]:
             )
             continue
         names[g] = generator.module
-        if not SAFE_NAME.match(g):
+        if g.lower() in folded:
+            problems.append(
+                Problem(
+                    "chartbuild.E014",
+                    f"generator name {g!r} differs only by case from {folded[g.lower()]!r}: "
+                    "their outputs collide where file names ignore case",
+                    "Rename one of the modules.",
+                    g,
+                )
+            )
+            continue
+        folded[g.lower()] = g
+        if g.lower() == STATIC:
+            problems.append(
+                Problem(
+                    "chartbuild.E014",
+                    f"generator name {g!r} collides with the folder of the pages' scripts",
+                    "Rename the module, or list it in CHARTBUILD_GENERATORS under another name.",
+                    g,
+                )
+            )
+            continue
+        if not SAFE_NAME.fullmatch(g):
             problems.append(
                 Problem(
                     "chartbuild.E002",
@@ -336,9 +384,34 @@ def validate(generators: list[Generator]) -> list[Problem]:
                 )
             )
         seen: set[str] = set()
+        cased: dict[str, str] = {}
         for d in generator.declarations:
             where = f"{d.kind} {g}.{d.name}"
-            if not SAFE_NAME.match(d.name):
+            if d.name.lower() in RESERVED_NAMES:
+                problems.append(
+                    Problem(
+                        "chartbuild.E014",
+                        f"{where}: name {d.name!r} collides with an output of the site "
+                        f"(reserved: {', '.join(RESERVED_NAMES)})",
+                        "Give it another name (name=... in the decorator).",
+                        g,
+                        d.name,
+                    )
+                )
+            elif d.name not in seen and cased.get(d.name.lower(), d.name) != d.name:
+                problems.append(
+                    Problem(
+                        "chartbuild.E014",
+                        f"{where}: name {d.name!r} differs only by case from "
+                        f"{cased[d.name.lower()]!r}: their files collide where file names "
+                        "ignore case",
+                        "Give one of them another name (name=... in the decorator).",
+                        g,
+                        d.name,
+                    )
+                )
+            cased.setdefault(d.name.lower(), d.name)
+            if not SAFE_NAME.fullmatch(d.name):
                 problems.append(
                     Problem(
                         "chartbuild.E002",

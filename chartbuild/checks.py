@@ -15,6 +15,9 @@
 | chartbuild.E011 | ``CHARTBUILD_CAPTURE`` is neither ``"auto"`` nor ``"orm"`` |
 | chartbuild.E012 | ``chartbuild`` comes before ``mqueue`` in ``INSTALLED_APPS`` |
 | chartbuild.E013 | ``CHARTBUILD_KEEP_EVENTS`` is not a ``timedelta`` |
+| chartbuild.E014 | a chart, number or generator name collides with another output |
+| chartbuild.E015 | a permission is not a known permission string, name or callable |
+| chartbuild.E016 | ``CHARTBUILD_SENDFILE`` is not one of its modes |
 | chartbuild.W001 | with the ``"build"`` hook, a model a chart reads is not tracked by mqueue |
 | chartbuild.W002 | the database has no capture triggers: other programs' writes are not seen |
 | chartbuild.W003 | a model mqueue tracks has no admin change page |
@@ -39,7 +42,7 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import DatabaseError, connections, models
 from django.urls import NoReverseMatch, reverse
 
-from chartbuild import catalog, conf, outputs, reads, receivers
+from chartbuild import catalog, conf, outputs, permissions, reads, receivers
 from chartbuild.registry import model_label, resolve_model
 
 TRACKED_OPERATIONS = {"c", "u", "d"}
@@ -75,6 +78,7 @@ def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
         messages += _untracked(cat)
     messages += _mqueue_models()
     messages += _undeclared_reads(cat)
+    messages += _permissions(cat)
     return messages
 
 
@@ -109,7 +113,46 @@ def _settings_errors() -> list[CheckMessage]:
                 id="chartbuild.E013",
             )
         )
+    mode = getattr(settings, "CHARTBUILD_SENDFILE", "") or ""
+    if mode not in conf.SENDFILE_MODES:
+        errors.append(
+            Error(
+                f"CHARTBUILD_SENDFILE must be one of "
+                f"{', '.join(map(repr, conf.SENDFILE_MODES))}, not {mode!r}",
+                hint='"" lets Django send the files; "X-Sendfile" suits Apache and lighttpd, '
+                '"X-Accel-Redirect" nginx (with CHARTBUILD_SENDFILE_URL).',
+                id="chartbuild.E016",
+            )
+        )
     return errors
+
+
+def _permissions(cat: catalog.Catalog) -> list[CheckMessage]:
+    """E015: permissions that name no permission of an installed model."""
+    known = permissions.known()
+    found: list[tuple[str, str]] = []
+    wrong = permissions.problem(conf.default_permission(), known)
+    if wrong:
+        found.append(("CHARTBUILD_DEFAULT_PERMISSION", wrong))
+    for generator in cat.generators:
+        if generator.error:
+            continue
+        wrong = permissions.problem(generator.permission, known)
+        if wrong:
+            found.append((f"{generator.module}.PERMISSION", wrong))
+        for declaration in generator.declarations:
+            wrong = permissions.problem(declaration.permission, known)
+            if wrong:
+                found.append((f"{declaration.kind} {generator.name}.{declaration.name}", wrong))
+    return [
+        Error(
+            f"{where}: permission {wrong}",
+            hint="Use 'app_label.codename' of an installed model (such as 'shop.view_order'), "
+            "'staff', 'signed_in', 'anyone', or a callable that takes the user.",
+            id="chartbuild.E015",
+        )
+        for where, wrong in found
+    ]
 
 
 def _app_order() -> list[CheckMessage]:

@@ -16,6 +16,10 @@
 | ``CHARTBUILD_NOTIFY`` | ``True`` | PostgreSQL's capture triggers send ``NOTIFY chartbuild`` |
 | ``CHARTBUILD_PARALLEL`` | CPU count | threads of a build (doit's ``-n`` overrides it) |
 | ``CHARTBUILD_CACHE_DIR`` | user cache | where ``vega.js`` is kept between output directories |
+| ``CHARTBUILD_DEFAULT_PERMISSION`` | ``"staff"`` | who may see what declares no permission |
+| ``CHARTBUILD_SENDFILE`` | ``""`` | the web server sends files (``"X-Sendfile"``, ...) |
+| ``CHARTBUILD_SENDFILE_URL`` | ``"/chartbuild-outputs/"`` | nginx's internal location |
+| ``CHARTBUILD_LIVE_INTERVAL`` | ``1`` | seconds between two looks of an open page |
 
 Relative paths are taken from ``BASE_DIR`` when the settings define it (as those of
 ``startproject`` do), else from the working directory; so the web process, ``doit``
@@ -27,6 +31,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 
@@ -146,3 +151,41 @@ def cache_dir() -> Path:
         return _path(value)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "chartbuild"
+
+
+def default_permission() -> Any:
+    """Who may see a chart or number that declares none: ``CHARTBUILD_DEFAULT_PERMISSION``.
+
+    A permission string, ``"staff"``, ``"signed_in"``, ``"anyone"`` or a callable of the
+    user (see :mod:`chartbuild.permissions`); default ``"staff"``.
+    """
+    return getattr(settings, "CHARTBUILD_DEFAULT_PERMISSION", "staff")
+
+
+SENDFILE_MODES = ("", "X-Sendfile", "X-Accel-Redirect")
+
+
+def sendfile() -> str:
+    """How the views send a file: ``CHARTBUILD_SENDFILE``, default ``""`` (Django sends it).
+
+    ``"X-Sendfile"`` (Apache's mod_xsendfile, lighttpd) or ``"X-Accel-Redirect"`` (nginx):
+    after the permission check, the response names the file and the web server sends it.
+    """
+    return str(getattr(settings, "CHARTBUILD_SENDFILE", "") or "")
+
+
+def sendfile_url() -> str:
+    """The internal location nginx serves the output directory at: ``CHARTBUILD_SENDFILE_URL``.
+
+    Default ``"/chartbuild-outputs/"``; only for ``X-Accel-Redirect``.
+    """
+    value = str(getattr(settings, "CHARTBUILD_SENDFILE_URL", "/chartbuild-outputs/"))
+    return value if value.endswith("/") else value + "/"
+
+
+def live_interval() -> float:
+    """Seconds between two looks of an open page for a new build: ``CHARTBUILD_LIVE_INTERVAL``.
+
+    Default 1: a page shows a rebuild within about a second of it.
+    """
+    return float(getattr(settings, "CHARTBUILD_LIVE_INTERVAL", 1))

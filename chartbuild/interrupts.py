@@ -7,6 +7,8 @@ helper thread woken by the signal itself (``signal.set_wakeup_fd``), interrupts 
 queries of every database connection of the process: SQLite's ``interrupt()``,
 PostgreSQL's ``cancel()``. The main thread then returns from its query and stops, and no
 query of a worker thread goes on running on the server after the process is gone.
+Should the process still be there 0.8 s later (its exit held up by a loaded machine or a
+thread stuck in a library), it is ended as by a kill, which every build survives.
 
 :func:`requested` tells a ``KeyboardInterrupt`` the user asked for from one a chart
 function raised by itself (which fails only that chart).
@@ -15,8 +17,10 @@ function raised by itself (which fails only that chart).
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
+import sys
 import threading
 import weakref
 from typing import Any
@@ -26,6 +30,17 @@ _installed = False
 #: The wakeup socket pair: kept for the life of the process (closing it would end the
 #: helper thread and leave the signal module writing to a closed descriptor).
 _sockets: tuple[socket.socket, socket.socket] | None = None
+
+
+#: Seconds the process may take to stop after Ctrl-C or SIGTERM before it is ended.
+DEADLINE = 0.8
+
+
+def _exit(code: int) -> None:
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
 
 
 def requested() -> bool:
@@ -70,9 +85,17 @@ def install() -> None:
 
     def interrupt_queries() -> None:
         while data := reader.recv(64):
-            if stops.intersection(data):
+            received = stops.intersection(data)
+            if received:
                 for wrapper in list(opened):
                     _cancel(wrapper)
+                # Whatever holds the process up past the deadline (a loaded machine, a
+                # thread stuck in a library), it ends then: as after a kill, the next
+                # build repairs what this one left.
+                code = 128 + min(received)
+                deadline = threading.Timer(DEADLINE, _exit, [code])
+                deadline.daemon = True
+                deadline.start()
 
     threading.Thread(target=interrupt_queries, name="chartbuild-interrupt", daemon=True).start()
 

@@ -19,8 +19,10 @@ def entries(cat: catalog.Catalog) -> list[dict[str, Any]]:
     found = []
     for generator in cat.generators:
         for declaration in generator.declarations:
-            paths = outputs.of(generator.name, declaration)
             record = outputs.read_record(generator.name, declaration.name)
+            paths = outputs.of(generator.name, declaration) + outputs.extra_csvs(
+                generator.name, declaration.name, record.data_sets
+            )
             entry: dict[str, Any] = {
                 "task": f"{generator.name}.{declaration.name}",
                 "generator": generator.name,

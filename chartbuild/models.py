@@ -47,3 +47,16 @@ class Consumer(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Charts(Change):
+    """The "Charts" entry of the admin index: it links staff to the charts' pages.
+
+    A proxy with no table of its own (see :mod:`chartbuild.admin`).
+    """
+
+    class Meta:
+        proxy = True
+        verbose_name = "chart"
+        verbose_name_plural = "charts"
+        default_permissions = ()

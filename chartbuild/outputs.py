@@ -13,11 +13,14 @@ names the file and what to do.
 
 from __future__ import annotations
 
+import csv
 import errno
+import io
 import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from chartbuild import conf
 from chartbuild.exceptions import OutputError
@@ -36,7 +39,60 @@ def of(generator: str, declaration: Declaration) -> list[str]:
     base = f"{generator}/{declaration.name}"
     if declaration.kind == "number":
         return [f"{base}.json"]
-    return [f"{base}.vl.json", f"{base}.svg", f"{base}.html"]
+    return [f"{base}.vl.json", f"{base}.svg", f"{base}.png", f"{base}.csv", f"{base}.html"]
+
+
+def extra_csvs(generator: str, name: str, count: int) -> list[str]:
+    """Paths of a chart's CSV files beyond the first (one per inline data set)."""
+    return [f"{generator}/{name}.{n}.csv" for n in range(2, count + 1)]
+
+
+def data_sets(spec: Any) -> list[list[dict[str, Any]]]:
+    """The inline data sets of a Vega-Lite spec: its ``datasets``, then each ``data.values``."""
+    found: list[list[Any]] = []
+    if isinstance(spec, dict) and isinstance(spec.get("datasets"), dict):
+        found += [rows for rows in spec["datasets"].values() if isinstance(rows, list)]
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            data = node.get("data")
+            if isinstance(data, dict) and isinstance(data.get("values"), list):
+                found.append(data["values"])
+            for key, value in node.items():
+                if key not in ("data", "datasets"):
+                    walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(spec)
+    return [[row if isinstance(row, dict) else {"data": row} for row in rows] for rows in found]
+
+
+def columns(rows: list[dict[str, Any]]) -> list[str]:
+    """The fields of ``rows``, in the order they first appear."""
+    return list(dict.fromkeys(key for row in rows for key in row))
+
+
+def csv_text(rows: list[dict[str, Any]]) -> str:
+    """``rows`` as CSV (RFC 4180, a header line); nested values as JSON."""
+    fields = columns(rows)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(fields)
+    for row in rows:
+        writer.writerow([_cell(row.get(field)) for field in fields])
+    return buffer.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
 
 
 def dashboard(generator: str) -> str:
@@ -101,6 +157,8 @@ class Record:
     reads: tuple[str, ...] = ()
     error: str = ""
     failed_at: str = ""
+    #: A chart's number of CSV files (one per inline data set).
+    data_sets: int = 0
 
     def as_json(self) -> str:
         data = {k: v for k, v in asdict(self).items() if v}
@@ -121,6 +179,7 @@ def read_record(generator: str, name: str, state_dir: Path | None = None) -> Rec
             reads=tuple(data.get("reads") or ()),
             error=str(data.get("error") or ""),
             failed_at=str(data.get("failed_at") or ""),
+            data_sets=int(data.get("data_sets") or 0),
         )
     except (OSError, ValueError, AttributeError, TypeError):
         return Record()

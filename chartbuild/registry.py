@@ -17,10 +17,19 @@ from typing import Any, Literal, TypeVar
 Kind = Literal["chart", "number"]
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Chart and generator names become file and task names.
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+#: Chart and generator names become file, URL and task names (use ``fullmatch``).
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*", re.ASCII)
 
 ATTRIBUTE = "__chartbuild__"
+#: A permission given as a callable is kept on the function under this attribute.
+PERMISSION_ATTRIBUTE = "__chartbuild_permission__"
+#: What a declaration (and the catalog) keeps for a permission given as a callable.
+CALLABLE = "<callable>"
+
+#: Who may see a chart or number: a Django permission string (``"shop.view_order"``),
+#: one of the names ``"staff"``, ``"signed_in"`` and ``"anyone"``, or a callable taking
+#: the user (see :mod:`chartbuild.permissions`).
+Permission = str | Callable[[Any], bool]
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,8 @@ class Declaration:
     label: str = ""
     unit: str = ""
     function: str = field(default="", compare=False)
+    #: The declared permission: a string, :data:`CALLABLE`, or "" (the generator's default).
+    permission: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +55,7 @@ class Declaration:
             "label": self.label,
             "unit": self.unit,
             "function": self.function,
+            "permission": self.permission,
         }
 
     @classmethod
@@ -56,6 +68,7 @@ class Declaration:
             label=data.get("label", ""),
             unit=data.get("unit", ""),
             function=data.get("function", ""),
+            permission=data.get("permission", ""),
         )
 
 
@@ -78,6 +91,7 @@ def _declare(
     title: str | None,
     label: str = "",
     unit: str = "",
+    permission: Permission | None = None,
 ) -> F:
     chart_name = name or func.__name__
     doc_line = (func.__doc__ or "").strip().splitlines()[0:1]
@@ -90,9 +104,25 @@ def _declare(
         label=label or title or default_title,
         unit=unit,
         function=func.__name__,
+        permission=stored_permission(permission),
     )
     setattr(func, ATTRIBUTE, declaration)
+    if callable(permission):
+        setattr(func, PERMISSION_ATTRIBUTE, permission)
     return func
+
+
+def stored_permission(permission: Permission | None) -> str:
+    """How a declaration keeps ``permission``: the string, :data:`CALLABLE`, or ""."""
+    if permission is None:
+        return ""
+    if isinstance(permission, str):
+        return permission
+    if callable(permission):
+        return CALLABLE
+    raise TypeError(
+        f"permission must be a permission string or a callable of the user, got {permission!r}"
+    )
 
 
 def chart(
@@ -100,17 +130,21 @@ def chart(
     models: Iterable[Any],
     name: str | None = None,
     title: str | None = None,
+    permission: Permission | None = None,
 ) -> Callable[[F], F]:
     """Declare a chart: the function returns an Altair chart or a Vega-Lite dict.
 
     ``models`` lists every model the chart reads (classes or ``"app_label.Model"``
     strings); the chart is rebuilt when, and only when, one of them changes or the
     generator's source changes. ``name`` defaults to the function's name, ``title``
-    to the first line of its docstring.
+    to the first line of its docstring. ``permission`` says who may see it on the site
+    (default: the generator's ``PERMISSION``, else ``CHARTBUILD_DEFAULT_PERMISSION``).
     """
 
     def decorate(func: F) -> F:
-        return _declare(func, kind="chart", models=models, name=name, title=title)
+        return _declare(
+            func, kind="chart", models=models, name=name, title=title, permission=permission
+        )
 
     return decorate
 
@@ -121,12 +155,23 @@ def number(
     label: str | None = None,
     unit: str = "",
     name: str | None = None,
+    permission: Permission | None = None,
 ) -> Callable[[F], F]:
-    """Declare a key number: the function returns an int, float or Decimal."""
+    """Declare a key number: the function returns an int, float or Decimal.
+
+    ``permission`` as for :func:`chart`.
+    """
 
     def decorate(func: F) -> F:
         return _declare(
-            func, kind="number", models=models, name=name, title=label, label=label or "", unit=unit
+            func,
+            kind="number",
+            models=models,
+            name=name,
+            title=label,
+            label=label or "",
+            unit=unit,
+            permission=permission,
         )
 
     return decorate

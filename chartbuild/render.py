@@ -27,27 +27,30 @@ _ready = threading.Event()
 _here = threading.Lock()
 
 
-def svg(spec: dict[str, Any]) -> str:
-    """The SVG of a Vega-Lite spec (in a worker process when called from a worker thread).
+def images(spec: dict[str, Any]) -> tuple[str, bytes]:
+    """The SVG and PNG of a Vega-Lite spec (in a worker process when called from a worker
+    thread); the PNG has the size of the SVG.
 
     While the workers start (a second or so), this process renders too, one spec at a
     time: a small rebuild does not wait for them.
     """
     if threading.current_thread() is threading.main_thread():
-        return _svg(spec)
+        return _images(spec)
     pool = _workers()
     if not _ready.is_set() and _here.acquire(blocking=False):
         try:
-            return _svg(spec)
+            return _images(spec)
         finally:
             _here.release()
-    return str(pool.submit(_svg, spec).result())
+    svg, png = pool.submit(_images, spec).result()
+    return svg, png
 
 
-def _svg(spec: dict[str, Any]) -> str:
+def _images(spec: dict[str, Any]) -> tuple[str, bytes]:
     import vl_convert
 
-    return str(vl_convert.vegalite_to_svg(spec))
+    svg = str(vl_convert.vegalite_to_svg(spec))
+    return svg, bytes(vl_convert.svg_to_png(svg))
 
 
 def _workers() -> ProcessPoolExecutor:
@@ -88,7 +91,7 @@ def _start_worker() -> None:
 
 
 def _warm() -> None:
-    _svg({"mark": "point", "data": {"values": [{}]}})
+    _images({"mark": "point", "data": {"values": [{}]}})
 
 
 def warm_up() -> None:

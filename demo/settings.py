@@ -76,6 +76,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "demo.urls"
+LOGIN_REDIRECT_URL = "/charts/"
 
 TEMPLATES = [
     {

@@ -1,8 +1,10 @@
-"""URLs of the demo project: only the admin (django-mqueue links to admin pages)."""
+"""URLs of the demo project: the admin (mqueue links to its pages), sign-in and the charts."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("charts/", include("chartbuild.urls")),
 ]

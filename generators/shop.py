@@ -14,6 +14,10 @@ from chartbuild import chart, number
 from chartbuild.periods import Month
 from demo.shop.models import Order, Product
 
+#: On the site: the dashboard's title, and who may see its charts (anyone who may view orders).
+TITLE = "Shop"
+PERMISSION = "shop.view_order"
+
 WIDTH = 560
 CENT = Decimal("0.01")
 

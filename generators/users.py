@@ -14,6 +14,9 @@ from chartbuild.periods import HourOfDay, Month, Weekday
 
 User = get_user_model()
 
+#: On the site: the dashboard's title (its charts take the default permission: staff).
+TITLE = "Users"
+
 WIDTH = 560
 #: ``Weekday`` numbers the days from 1 (Monday) to 7 (Sunday).
 WEEKDAY_ORDER = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]

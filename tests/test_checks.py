@@ -123,3 +123,42 @@ def test_e009_an_unknown_hook_mode(settings):
 def test_e001_a_generator_that_calls_sys_exit_at_import(settings):
     found = only(messages(settings, "exits_at_import"), "chartbuild.E001")
     assert "SystemExit: a generator that leaves at import" in found.msg
+
+
+def test_e002_a_name_with_a_trailing_newline(settings):
+    found = only(messages(settings, "newline_name"), "chartbuild.E002")
+    assert "'x\\n'" in found.msg
+
+
+def test_e014_names_that_collide_with_other_outputs(settings):
+    found = messages(settings, "reserved")
+    assert [m.id for m in found] == ["chartbuild.E014", "chartbuild.E014"]
+    assert "reserved.index" in found[0].msg and "collides" in found[0].msg
+    assert "'Users' differs only by case from 'users'" in found[1].msg
+
+
+def test_e014_a_generator_named_static(settings):
+    settings.CHARTBUILD_GENERATORS = ["tests.generators.static"]
+    found = check_configuration()
+    assert [m.id for m in found] == ["chartbuild.E014"]
+
+
+def test_e015_permissions_that_name_no_permission(settings):
+    settings.CHARTBUILD_DEFAULT_PERMISSION = "shop.view_order"  # a real one: no error
+    found = messages(settings, "bad_permission")
+    assert [m.id for m in found] == ["chartbuild.E015", "chartbuild.E015"]
+    assert "tests.generators.bad_permission.PERMISSION" in found[0].msg
+    assert "'shop.fly_order' is not a permission of any installed model" in found[0].msg
+    assert "number bad_permission.users" in found[1].msg and "'nonsense'" in found[1].msg
+
+
+def test_e015_the_default_permission(settings):
+    settings.CHARTBUILD_DEFAULT_PERMISSION = "shop.order"
+    found = only(messages(settings, "good"), "chartbuild.E015")
+    assert found.msg.startswith("CHARTBUILD_DEFAULT_PERMISSION")
+
+
+def test_e016_an_unknown_sendfile_mode(settings):
+    settings.CHARTBUILD_SENDFILE = "X-Send-File"
+    found = only(messages(settings, "good"), "chartbuild.E016")
+    assert "'X-Send-File'" in found.msg

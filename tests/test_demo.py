@@ -33,7 +33,7 @@ def test_the_demo_builds_every_output_and_a_second_build_does_nothing(tmp_path):
     assert sum(e["kind"] == "number" for e in entries) >= 3
     assert {e["generator"] for e in entries} == {"users", "shop"}
     for entry in entries:
-        assert len(entry["outputs"]) == (3 if entry["kind"] == "chart" else 1)
+        assert len(entry["outputs"]) == (5 if entry["kind"] == "chart" else 1)
     marks = {
         json.loads((out / e["outputs"][0]).read_text()).get("mark", {}).get("type")
         for e in entries

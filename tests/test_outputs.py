@@ -83,3 +83,40 @@ def test_a_full_disk_fails_the_build_with_a_message_and_the_next_build_repairs(
     repaired = runner.build()
     assert repaired.ok and "users.signups_per_month" in repaired.charts
     assert chart.with_suffix(".html").read_bytes() != before[chart.with_suffix(".html")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_csv_holds_the_spec_s_data_and_the_png_has_the_chart_s_size(build):
+    import csv
+    import re
+    import struct
+
+    for name in ("revenue_per_month", "orders_by_status", "top_products"):
+        spec = json.loads((build.out / "shop" / f"{name}.vl.json").read_text())
+        (data,) = outputs.data_sets(spec)
+        assert data
+        with (build.out / "shop" / f"{name}.csv").open(newline="") as stream:
+            rows = list(csv.DictReader(stream))
+        assert rows == [{key: str(value) for key, value in row.items()} for row in data]
+
+        png = (build.out / "shop" / f"{name}.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        svg = (build.out / "shop" / f"{name}.svg").read_text()
+        width, height = (
+            float(re.search(rf'<svg[^>]* {attr}="([\d.]+)"', svg).group(1))
+            for attr in ("width", "height")
+        )
+        assert struct.unpack(">II", png[16:24]) == (round(width), round(height))
+
+
+def test_one_csv_per_inline_data_set():
+    spec = {
+        "datasets": {"data-1": [{"a": 1, "b": "x,y"}]},
+        "layer": [
+            {"data": {"values": [{"c": {"n": 1}}, {"c": None, "d": True}]}},
+            {"data": {"url": "elsewhere.csv"}},
+        ],
+    }
+    first, second = outputs.data_sets(spec)
+    assert outputs.csv_text(first) == 'a,b\r\n1,"x,y"\r\n'
+    assert outputs.csv_text(second) == 'c,d\r\n"{""n"": 1}",\r\n,true\r\n'

@@ -98,7 +98,7 @@ def test_editing_a_generator_rebuilds_its_charts_only(build):
 
 def test_a_failing_chart_keeps_its_outputs_and_the_others_build(build):
     before = {p: p.read_bytes() for p in (build.out / "users").glob("signup_hours.*")}
-    assert len(before) == 3
+    assert len(before) == 5  # .vl.json, .svg, .png, .csv, .html
     build.break_function("users", "signup_hours", "1 / 0")
     User.objects.create(username="late")
     result = build.run()
@@ -112,7 +112,7 @@ def test_a_failing_chart_keeps_its_outputs_and_the_others_build(build):
     assert total["value"] == 4
     # the dashboard still takes the charts and numbers that did build
     assert (
-        '<div class="value">4 <span class="unit">users'
+        '<span class="figure">4</span> <span class="unit">users'
         in (build.out / "users" / "index.html").read_text()
     )
 
@@ -128,6 +128,21 @@ def test_configuration_errors_fail_their_own_tasks_and_nothing_else(tmp_path):
     assert "chartbuild.E004" in result.task("unknown_model.baskets")["error"]
     assert "this generator is broken on purpose" in result.task("gen:broken")["error"]
     assert "chartbuild.E005" in result.task("good.user_count")["error"]
+
+
+def test_a_chart_named_index_fails_alone(tmp_path):
+    seed()
+    build = Build(tmp_path, generators=["tests.generators.reserved", "tests.generators.good"])
+    result = build.run()
+    assert result.returncode in (1, 2)
+    assert "chartbuild.E014" in result.task("reserved.index")["error"]
+    assert "chartbuild.E014" in result.task("reserved.Users")["error"]
+    assert {"reserved.users", "reserved.fine", "good.users_chart", "good.user_count"} <= {
+        t["name"] for t in result.tasks if t["result"] == "success"
+    }
+    assert (build.out / "good" / "index.html").is_file()
+    assert "Fine" in (build.out / "reserved" / "index.html").read_text()
+    assert not (build.out / "reserved" / "index.json").exists()
 
 
 def test_doit_list_shows_every_chart_with_its_title(build):
@@ -233,7 +248,7 @@ def test_a_parallel_build_with_a_failing_chart_writes_right_dashboards_and_manif
     assert entries["users.signup_hours"]["built_at"] == before["users.signup_hours"]
     assert entries["users.total_users"]["built_at"] > before["users.total_users"]
     page = (build.out / "users" / "index.html").read_text()
-    assert '<div class="value">4 <span class="unit">users' in page
+    assert '<span class="figure">4</span> <span class="unit">users' in page
     assert 'id="chart-signup_hours"' in page  # its last good output stays on the page
 
 

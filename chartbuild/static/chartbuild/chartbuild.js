@@ -1,17 +1,131 @@
-// Replaces each chart's static SVG with the interactive Vega-Lite view.
+// chartbuild's pages: draws each chart with Vega-Lite (the SVG image stays without
+// JavaScript), formats numbers and build times for the reader, and keeps served pages
+// live by polling their generator's state with If-None-Match.
 (function () {
   "use strict";
-  if (typeof window.vegaEmbed !== "function") {
-    return; // keep the SVG images
+  var dark = window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)");
+  var numberFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
+
+  function fitted(spec) {
+    // Charts fill their card: a single view takes the card's width.
+    var single = !("hconcat" in spec || "vconcat" in spec || "concat" in spec ||
+      "facet" in spec || "repeat" in spec);
+    if (single && typeof spec.width === "number") {
+      spec = Object.assign({}, spec, { width: "container" });
+      spec.autosize = Object.assign({ type: "fit-x", contains: "padding" }, spec.autosize);
+    }
+    return spec;
   }
+
+  function draw(figure, spec) {
+    var target = figure.querySelector(".vis");
+    if (!target || typeof window.vegaEmbed !== "function") {
+      return Promise.resolve();
+    }
+    var options = { actions: false, renderer: "svg" };
+    if (dark && dark.matches) {
+      options.theme = "dark";
+    }
+    return window.vegaEmbed(target, fitted(spec), options)
+      .then(function () { figure.classList.add("live"); delete figure.dataset.error; })
+      .catch(function (error) { figure.dataset.error = String(error); });
+  }
+
+  function load(figure, version) {
+    var url = figure.dataset.specUrl + (version ? "?v=" + encodeURIComponent(version) : "");
+    return fetch(url, { credentials: "same-origin" })
+      .then(function (response) {
+        if (!response.ok) { throw new Error(response.status + " " + response.statusText); }
+        return response.json();
+      })
+      .then(function (spec) { return draw(figure, spec); })
+      .catch(function (error) { figure.dataset.error = String(error); });
+  }
+
+  function showTime(element) {
+    var time = element.querySelector("time[datetime]");
+    if (time && time.getAttribute("datetime")) {
+      var when = new Date(time.getAttribute("datetime"));
+      if (!isNaN(when)) { time.textContent = when.toLocaleString(); }
+    }
+  }
+
+  function showNumber(element, value) {
+    var target = element.querySelector(".value .figure");
+    if (target && value !== null && value !== undefined && value !== "") {
+      target.textContent = numberFormat.format(Number(value));
+    }
+  }
+
+  // Charts with their spec inline (the static pages): draw them now.
   document.querySelectorAll("figure.chart[data-spec]").forEach(function (figure) {
     var source = document.getElementById(figure.dataset.spec);
-    var target = figure.querySelector(".vis");
-    if (!source || !target) {
-      return;
+    if (source) { draw(figure, JSON.parse(source.textContent)); }
+  });
+
+  // Charts with their spec at a URL (the served pages): draw each once it comes into view.
+  var lazy = document.querySelectorAll("figure.chart[data-spec-url]");
+  if ("IntersectionObserver" in window) {
+    var observer = new IntersectionObserver(function (entries) {
+      entries.forEach(function (entry) {
+        if (entry.isIntersecting) {
+          observer.unobserve(entry.target);
+          load(entry.target, entry.target.dataset.version);
+        }
+      });
+    }, { rootMargin: "200px" });
+    lazy.forEach(function (figure) { observer.observe(figure); });
+  } else {
+    lazy.forEach(function (figure) { load(figure, figure.dataset.version); });
+  }
+
+  document.querySelectorAll("[data-chartbuild-item]").forEach(function (element) {
+    showTime(element);
+    if (element.dataset.value !== undefined) { showNumber(element, element.dataset.value); }
+  });
+
+  // Live: every element with data-state-url follows its generator's state.
+  var watched = {};
+  document.querySelectorAll("[data-state-url]").forEach(function (element) {
+    var url = element.dataset.stateUrl;
+    (watched[url] = watched[url] || []).push(element);
+  });
+
+  function update(element, state) {
+    element.classList.toggle("stale", Boolean(state.stale));
+    var time = element.querySelector("time");
+    if (time) { time.setAttribute("datetime", state.built_at || ""); showTime(element); }
+    if (element.dataset.version === state.version) { return; }
+    element.dataset.version = state.version;
+    if (state.number) {
+      showNumber(element, state.number.value);
+    } else if (element.dataset.specUrl && element.classList.contains("live")) {
+      load(element, state.version);
     }
-    window.vegaEmbed(target, JSON.parse(source.textContent), { actions: false, renderer: "svg" })
-      .then(function () { figure.classList.add("live"); })
-      .catch(function (error) { figure.dataset.error = String(error); });
+  }
+
+  Object.keys(watched).forEach(function (url) {
+    var etag = null;
+    var interval = 1000 * Number(watched[url][0].dataset.interval || 1);
+    function poll() {
+      if (document.hidden) { return; }
+      var headers = etag ? { "If-None-Match": etag } : {};
+      fetch(url, { credentials: "same-origin", headers: headers, cache: "no-cache" })
+        .then(function (response) {
+          if (response.status !== 200) { return null; }
+          etag = response.headers.get("ETag");
+          return response.json();
+        })
+        .then(function (data) {
+          if (!data) { return; }
+          watched[url].forEach(function (element) {
+            var state = data.items[element.dataset.name];
+            if (state) { update(element, state); }
+          });
+        })
+        .catch(function () { /* offline for a moment: the next poll tries again */ });
+    }
+    setInterval(poll, interval);
+    document.addEventListener("visibilitychange", function () { if (!document.hidden) { poll(); } });
   });
 })();

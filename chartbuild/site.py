@@ -1,0 +1,161 @@
+"""What the Django site shows of the build outputs, and to whom: the core under the views.
+
+Plain functions of a user and the catalog (no requests, no responses): which generators,
+charts and numbers a user may see, where their files are, and the state of a
+generator's charts that its live pages poll.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chartbuild import catalog, conf, outputs, permissions
+from chartbuild import manifest as manifest_file
+from chartbuild.registry import Declaration
+
+#: The files of a chart a request may ask for, by extension; a number has its ``json``.
+CHART_FILES = ("vl.json", "svg", "png", "csv")
+NUMBER_FILES = ("json",)
+#: A chart's CSV file of its second, third... inline data set.
+EXTRA_CSV = re.compile(r"[2-9]\.csv|[1-9][0-9]+\.csv", re.ASCII)
+
+
+@dataclass(frozen=True)
+class Item:
+    """A chart or number as the site shows it."""
+
+    generator: catalog.Generator
+    declaration: Declaration
+    record: outputs.Record
+
+    @property
+    def name(self) -> str:
+        return self.declaration.name
+
+    @property
+    def kind(self) -> str:
+        return self.declaration.kind
+
+    @property
+    def title(self) -> str:
+        return self.declaration.title
+
+    @property
+    def task(self) -> str:
+        return f"{self.generator.name}.{self.declaration.name}"
+
+    @property
+    def built(self) -> bool:
+        return self.file(self.main_extension) is not None
+
+    @property
+    def main_extension(self) -> str:
+        return "json" if self.kind == "number" else "vl.json"
+
+    def file(self, extension: str) -> Path | None:
+        """The output file with ``extension`` if this item has one and it exists."""
+        if self.kind == "number":
+            allowed = extension in NUMBER_FILES
+        else:
+            allowed = extension in CHART_FILES or bool(EXTRA_CSV.fullmatch(extension))
+        if not allowed:
+            return None
+        path = conf.output_dir() / self.generator.name / f"{self.name}.{extension}"
+        return path if path.is_file() else None
+
+    def version(self) -> str:
+        """Changes whenever the item is built again, or fails to be."""
+        path = self.file(self.main_extension)
+        seen = ""
+        if path is not None:
+            stat = path.stat()
+            seen = f"{stat.st_mtime_ns}-{stat.st_size}"
+        mark = f"{seen}|{self.record.built_at}|{self.record.failed_at}"
+        return hashlib.sha256(mark.encode()).hexdigest()[:16]
+
+    def number(self) -> dict[str, Any] | None:
+        """A number's value, label and unit as built (``None`` before its first build)."""
+        path = self.file("json")
+        if path is None:
+            return None
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def state(self) -> dict[str, Any]:
+        """What a live page knows of this item."""
+        found: dict[str, Any] = {
+            "version": self.version(),
+            "built_at": self.record.built_at or None,
+            "stale": bool(self.record.error),
+        }
+        if self.kind == "number":
+            found["number"] = self.number()
+        return found
+
+
+def generator(name: str) -> catalog.Generator | None:
+    """The generator called ``name``, if it exists and can be imported."""
+    try:
+        found = catalog.cached().generator(name)
+    except KeyError:
+        return None
+    return None if found.error else found
+
+
+def items(user: Any, gen: catalog.Generator) -> list[Item]:
+    """The charts and numbers of ``gen`` that ``user`` may see, numbers first."""
+    found = [
+        Item(gen, d, outputs.read_record(gen.name, d.name))
+        for d in gen.declarations
+        if permissions.may_see(user, gen, d.name)
+    ]
+    return sorted(found, key=lambda item: item.kind != "number")
+
+
+def item(gen: catalog.Generator, name: str) -> Item | None:
+    """Chart or number ``name`` of ``gen``, or ``None`` if it declares none."""
+    for declaration in gen.declarations:
+        if declaration.name == name:
+            return Item(gen, declaration, outputs.read_record(gen.name, name))
+    return None
+
+
+def may_see(user: Any, entry: Item) -> bool:
+    return permissions.may_see(user, entry.generator, entry.name)
+
+
+def generators(user: Any) -> list[tuple[catalog.Generator, list[Item]]]:
+    """The generators with something ``user`` may see, with what they may see of each."""
+    found = []
+    for gen in catalog.cached().generators:
+        if gen.error:
+            continue
+        visible = items(user, gen)
+        if visible:
+            found.append((gen, visible))
+    return found
+
+
+def state(user: Any, gen: catalog.Generator) -> dict[str, Any]:
+    """What a live page of ``gen`` polls: each visible item's version and state."""
+    return {entry.name: entry.state() for entry in items(user, gen)}
+
+
+def manifest(user: Any) -> list[dict[str, Any]]:
+    """The manifest entries of the charts and numbers ``user`` may see."""
+    cat = catalog.cached()
+    visible = {entry.task for _, found in generators(user) for entry in found}
+    return [e for e in manifest_file.entries(cat) if e["task"] in visible]
+
+
+def last_build(found: list[Item]) -> str:
+    """When the newest of ``found`` was built (ISO 8601, UTC), or ""."""
+    return max((entry.record.built_at for entry in found), default="")

@@ -1,0 +1,213 @@
+"""The charts in the Django site, through the test client, over a real build."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.test import Client
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def site(build, settings, monkeypatch):
+    """A built copy of the demo's generators, served by this process."""
+    monkeypatch.syspath_prepend(str(build.gens.parent))
+    for module in [m for m in sys.modules if m == "gens" or m.startswith("gens.")]:
+        monkeypatch.delitem(sys.modules, module)  # another test's copies
+    settings.CHARTBUILD_OUTPUT_DIR = str(build.out)
+    settings.CHARTBUILD_STATE_DIR = str(build.state)
+    settings.CHARTBUILD_GENERATORS = ["gens.users", "gens.shop"]
+    return build
+
+
+def client_for(username: str | None, *, staff: bool = False, perms: tuple[str, ...] = ()) -> Client:
+    client = Client()
+    if username is not None:
+        user = User.objects.create_user(username, password="pw", is_staff=staff)
+        user.user_permissions.set(Permission.objects.filter(codename__in=perms))
+        client.force_login(user)
+    return client
+
+
+def urls(generator: str, number: str, chart: str) -> list[str]:
+    base = f"/charts/{generator}"
+    return [
+        f"{base}/",
+        f"{base}/state.json",
+        f"{base}/{chart}/",
+        f"{base}/{number}/",
+        f"{base}/{chart}.vl.json",
+        f"{base}/{chart}.svg",
+        f"{base}/{chart}.png",
+        f"{base}/{chart}.csv",
+        f"{base}/{number}.json",
+    ]
+
+
+SHOP = urls("shop", "orders_count", "revenue_per_month")
+USERS = urls("users", "total_users", "signups_per_month")
+
+
+def test_anonymous_visitors_are_sent_to_the_login_page(site):
+    client = client_for(None)
+    for url in ["/charts/", "/charts/manifest.json", *SHOP, *USERS]:
+        response = client.get(url)
+        assert response.status_code == 302, url
+        assert response["Location"].startswith("/accounts/login/?next=")
+
+
+def test_staff_see_every_url(site):
+    client = client_for("boss", staff=True, perms=("view_order",))
+    for url in ["/charts/", "/charts/manifest.json", *SHOP, *USERS]:
+        response = client.get(url)
+        assert response.status_code == 200, url
+    index = client.get("/charts/").content.decode()
+    assert "Shop" in index and "Users" in index
+
+
+def test_a_shop_user_sees_the_shop_only(site):
+    client = client_for("shopper", perms=("view_order",))
+    for url in SHOP:
+        assert client.get(url).status_code == 200, url
+    for url in USERS:
+        assert client.get(url).status_code == 403, url
+    entries = client.get("/charts/manifest.json").json()["entries"]
+    assert entries and {e["generator"] for e in entries} == {"shop"}
+    index = client.get("/charts/").content.decode()
+    assert "/charts/shop/" in index and "/charts/users/" not in index
+
+
+def test_a_dashboard_shows_only_what_the_user_may_see(site):
+    site.gens.joinpath("shop.py").write_text(
+        site.gens.joinpath("shop.py")
+        .read_text()
+        .replace(
+            "@chart(models=[Order])\ndef orders_by_status",
+            "@chart(models=[Order], permission='staff')\ndef orders_by_status",
+        )
+    )
+    assert site.run().returncode == 0
+    shopper = client_for("shopper", perms=("view_order",)).get("/charts/shop/").content.decode()
+    assert "revenue_per_month" in shopper and "orders_by_status" not in shopper
+    boss = client_for("boss", staff=True, perms=("view_order",))
+    assert "orders_by_status" in boss.get("/charts/shop/").content.decode()
+    assert (
+        client_for("shopper2", perms=("view_order",))
+        .get("/charts/shop/orders_by_status.svg")
+        .status_code
+        == 403
+    )
+
+
+TRAVERSALS = [
+    "/charts/shop/../users/total_users.json",
+    "/charts/shop/%2e%2e/users/total_users.json",
+    "/charts/shop/..%2fusers/total_users.json",
+    "/charts/shop/revenue_per_month.html",
+    "/charts/shop/revenue_per_month.vl.json/..",
+    "/charts/../state/catalog.json",
+    "/charts/static/../../manifest.json",
+    "/charts/shop/orders_count.svg",
+    "/charts/nothing/",
+    "/charts/shop/nothing/",
+]
+
+
+def test_paths_outside_the_declared_outputs_are_not_found(site):
+    client = client_for("boss", staff=True, perms=("view_order",))
+    for url in TRAVERSALS:
+        assert client.get(url).status_code == 404, url
+
+
+def test_a_conditional_get_repeats_with_304(site):
+    client = client_for("boss", staff=True, perms=("view_order",))
+    for url in [
+        "/charts/shop/revenue_per_month.svg",
+        "/charts/shop/state.json",
+        "/charts/manifest.json",
+    ]:
+        first = client.get(url)
+        assert first.status_code == 200
+        assert first["ETag"]
+        again = client.get(url, HTTP_IF_NONE_MATCH=first["ETag"])
+        assert again.status_code == 304, url
+    svg = client.get("/charts/shop/revenue_per_month.svg")
+    assert svg["Content-Type"] == "image/svg+xml"
+    since = client.get(
+        "/charts/shop/revenue_per_month.svg", HTTP_IF_MODIFIED_SINCE=svg["Last-Modified"]
+    )
+    assert since.status_code == 304
+
+
+def test_the_state_changes_when_a_chart_is_rebuilt(site):
+    from demo.shop.models import Order
+
+    client = client_for("boss", staff=True, perms=("view_order",))
+    before = client.get("/charts/shop/state.json")
+    Order.objects.update(quantity=2, amount="19.00")
+    assert site.run().returncode == 0
+    after = client.get("/charts/shop/state.json", HTTP_IF_NONE_MATCH=before["ETag"])
+    assert after.status_code == 200
+    old, new = before.json()["items"], after.json()["items"]
+    assert new["revenue_per_month"]["version"] != old["revenue_per_month"]["version"]
+    assert new["total_revenue"]["number"]["value"] == pytest.approx(57.0)
+
+
+def test_a_chart_never_built_is_a_clear_404(site, settings, tmp_path):
+    settings.CHARTBUILD_OUTPUT_DIR = str(tmp_path / "empty")
+    client = client_for("boss", staff=True, perms=("view_order",))
+    page = client.get("/charts/shop/revenue_per_month/")
+    assert page.status_code == 404
+    assert b"has not been built yet" in page.content
+    assert client.get("/charts/shop/revenue_per_month.svg").status_code == 404
+
+
+def test_the_web_server_sends_the_file_when_told_to(site, settings):
+    client = client_for("boss", staff=True, perms=("view_order",))
+    settings.CHARTBUILD_SENDFILE = "X-Accel-Redirect"
+    settings.CHARTBUILD_SENDFILE_URL = "/internal/charts"
+    response = client.get("/charts/shop/revenue_per_month.png")
+    assert response["X-Accel-Redirect"] == "/internal/charts/shop/revenue_per_month.png"
+    assert response.content == b""
+    settings.CHARTBUILD_SENDFILE = "X-Sendfile"
+    response = client.get("/charts/shop/revenue_per_month.png")
+    assert response["X-Sendfile"] == str(site.out / "shop" / "revenue_per_month.png")
+    denied = client_for("nobody").get("/charts/shop/revenue_per_month.png")
+    assert denied.status_code == 403 and "X-Sendfile" not in denied
+
+
+def test_anyone_may_be_let_in(site, settings):
+    settings.CHARTBUILD_DEFAULT_PERMISSION = "anyone"
+    client = client_for(None)
+    assert client.get("/charts/users/").status_code == 200
+    assert client.get("/charts/users/total_users.json").status_code == 200
+    assert client.get("/charts/shop/").status_code == 302  # PERMISSION of the shop generator
+    entries = client.get("/charts/manifest.json").json()["entries"]
+    assert {e["generator"] for e in entries} == {"users"}
+
+
+def test_assets_are_served_to_everybody(site):
+    client = client_for(None)
+    for name in ("vega.js", "chartbuild.js", "chartbuild.css"):
+        assert client.get(f"/charts/static/{name}").status_code == 200
+    assert client.get("/charts/static/other.js").status_code == 404
+
+
+def test_the_admin_index_links_staff_to_the_charts(site):
+    admin = User.objects.create_superuser("root", password="pw")
+    client = Client()
+    client.force_login(admin)
+    index = client.get("/admin/").content.decode()
+    assert "/admin/chartbuild/charts/" in index
+    assert client.get("/admin/chartbuild/charts/")["Location"] == "/charts/"
+
+
+def test_the_manifest_json_is_the_build_s_for_staff(site):
+    client = client_for("boss", staff=True, perms=("view_order",))
+    served = client.get("/charts/manifest.json").json()["entries"]
+    built = json.loads((site.out / "manifest.json").read_text())["entries"]
+    assert served == built
