@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             files, _ = actions.make(generator, declaration)
             outputs.publish(files)
     for generator in cat.generators:
-        pages.write_dashboard(generator)
+        pages.write(generator, [d.name for d in generator.declarations])
     manifest_file.write(cat)
     floor = time.perf_counter() - started
     say(f"  floor: the outputs made in one process, no doit          {floor:7.2f} s")

@@ -57,6 +57,8 @@ logger = logging.getLogger(__name__)
 _guard = threading.Lock()
 #: Generators with a chart or number built (or failed) in this run.
 _built: set[str] = set()
+#: Charts and numbers built (successfully) in this run, by generator.
+_made: dict[str, set[str]] = {}
 #: Dashboards and manifest written by their own tasks in this run.
 _written: set[str] = set()
 MANIFEST = ":manifest"
@@ -66,6 +68,7 @@ def reset() -> None:
     """Forget the previous run (a long-lived process builds again)."""
     with _guard:
         _built.clear()
+        _made.clear()
         _written.clear()
 
 
@@ -172,6 +175,8 @@ def build(generator_name: str, name: str) -> None:
         outputs.write_record(generator_name, name, record)
     except OSError as exc:
         raise outputs.output_error(exc) from exc
+    with _guard:
+        _made.setdefault(generator_name, set()).add(name)
 
 
 def make(
@@ -200,10 +205,7 @@ def make(
         svg, png = render.images(spec)
     except Exception as exc:
         raise ChartError(f"{where}: vl-convert cannot render its spec: {exc}") from exc
-    page = pages.chart(generator.name, declaration, spec)
-    files: dict[Path, str | bytes] = dict(
-        zip(paths, [dumps(spec), svg, png, "", page], strict=True)
-    )
+    files: dict[Path, str | bytes] = dict(zip(paths, [dumps(spec), svg, png, ""], strict=True))
     data = outputs.data_sets(spec)
     csvs = [paths[3]] + [
         out / p for p in outputs.extra_csvs(generator.name, declaration.name, len(data))
@@ -292,13 +294,18 @@ def nothing_built(generator: str = "") -> bool:
 
 
 def dashboard(generator_name: str) -> None:
-    """Write ``<generator>/index.html`` with every built chart and number of the generator."""
+    """Write the pages of the generator's charts built in this run, and its dashboard."""
     try:
-        pages.write_dashboard(catalog.cached().generator(generator_name))
+        pages.write(catalog.cached().generator(generator_name), _made_in(generator_name))
     except OSError as exc:
         raise outputs.output_error(exc) from exc
     with _guard:
         _written.add(generator_name)
+
+
+def _made_in(generator_name: str) -> set[str]:
+    with _guard:
+        return set(_made.get(generator_name, ()))
 
 
 def manifest() -> None:
@@ -328,7 +335,7 @@ def finish() -> None:
     cat = catalog.cached()
     for name in missing:
         try:
-            pages.write_dashboard(cat.generator(name))
+            pages.write(cat.generator(name), _made_in(name))
         except (KeyError, OSError) as exc:
             logger.error("cannot write the dashboard of %s: %s", name, exc)
     if manifest_due:

@@ -23,6 +23,8 @@ def entries(cat: catalog.Catalog) -> list[dict[str, Any]]:
             paths = outputs.of(generator.name, declaration) + outputs.extra_csvs(
                 generator.name, declaration.name, record.data_sets
             )
+            if declaration.kind == "chart":
+                paths.append(outputs.page(generator.name, declaration))
             entry: dict[str, Any] = {
                 "task": f"{generator.name}.{declaration.name}",
                 "generator": generator.name,

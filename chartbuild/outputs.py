@@ -35,11 +35,20 @@ ASSETS = ("vega.js", *PACKAGE_ASSETS)
 
 
 def of(generator: str, declaration: Declaration) -> list[str]:
-    """Output paths of one chart or number, relative to the output directory."""
+    """Output paths of one chart or number, relative to the output directory.
+
+    Its first: the spec (chart) or the value (number). A chart's page is not among them
+    (see :func:`page`).
+    """
     base = f"{generator}/{declaration.name}"
     if declaration.kind == "number":
         return [f"{base}.json"]
-    return [f"{base}.vl.json", f"{base}.svg", f"{base}.png", f"{base}.csv", f"{base}.html"]
+    return [f"{base}.vl.json", f"{base}.svg", f"{base}.png", f"{base}.csv"]
+
+
+def page(generator: str, declaration: Declaration) -> str:
+    """A chart's static page (written with its generator's pages, see :mod:`chartbuild.pages`)."""
+    return f"{generator}/{declaration.name}.html"
 
 
 def extra_csvs(generator: str, name: str, count: int) -> list[str]:

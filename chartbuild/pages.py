@@ -1,46 +1,118 @@
-"""The HTML pages of the outputs: one per chart, and a dashboard per generator.
+"""The static HTML pages of the outputs: one per chart, and a dashboard per generator.
+
+They work offline from ``file://`` (each chart's spec is inline, the scripts are in the
+output directory's ``static`` folder) for sites that publish the output directory as it
+is; the Django site has pages of its own (:mod:`chartbuild.views`).
 
 Templates are Django templates, found as any app's are: a project overrides
 ``chartbuild/chart.html`` or ``chartbuild/dashboard.html`` in its own template
 directories. A project whose ``TEMPLATES`` cannot find chartbuild's (no ``APP_DIRS``,
 say) gets chartbuild's own, from a private engine.
 
-A dashboard lists every chart and number of its generator that has been built: it is
-written once per build, after them (see :mod:`chartbuild.actions`), and only when its
-content changed.
+A generator's pages are written by its ``gen:`` task, once per build, after its charts:
+the pages of the charts built in this build, and its dashboard, each only when its
+content changed. The task depends on the template files (:func:`sources`) and on
+chartbuild's version; when either changed since a generator's pages were last written
+(:func:`key`), every page of the generator is written again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Iterable
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from django.template import Context, Engine, TemplateDoesNotExist
+from django.template import Template as EngineTemplate
 from django.template.loader import get_template
+from django.template.loader_tags import ExtendsNode, IncludeNode
 
 from chartbuild import catalog, conf, outputs
 from chartbuild.files import write_if_changed
 from chartbuild.registry import Declaration
 
+CHART = "chartbuild/chart.html"
+DASHBOARD = "chartbuild/dashboard.html"
+
 _engine: Engine | None = None
 
 
-def render(template: str, context: dict[str, Any]) -> str:
-    """``template`` rendered with ``context``: the project's copy if it has one."""
+def _private() -> Engine:
+    global _engine
+    if _engine is None:
+        _engine = Engine(dirs=[str(Path(__file__).parent / "templates")], autoescape=True)
+    return _engine
+
+
+def _template(name: str) -> EngineTemplate:
+    """The compiled template ``name``: the project's copy if it has one."""
     try:
-        return str(get_template(template).render(context))
+        return get_template(name).template  # type: ignore[attr-defined,no-any-return]
     except TemplateDoesNotExist:
-        global _engine
-        if _engine is None:
-            _engine = Engine(dirs=[str(Path(__file__).parent / "templates")], autoescape=True)
-        return str(_engine.get_template(template).render(Context(context)))
+        return _private().get_template(name)
+
+
+def render(name: str, context: dict[str, Any]) -> str:
+    """Template ``name`` rendered with ``context``."""
+    return str(_template(name).render(Context(context, autoescape=True)))
+
+
+def sources() -> list[str]:
+    """The template files the pages are made of (what the ``gen:`` tasks depend on).
+
+    The two page templates as the loader finds them, and what they extend or include
+    by a constant name.
+    """
+    found: list[str] = []
+    for name in (CHART, DASHBOARD):
+        _collect(name, found)
+    return found
+
+
+def _collect(name: str, found: list[str]) -> None:
+    try:
+        template = _template(name)
+    except TemplateDoesNotExist:
+        return
+    origin = getattr(template.origin, "name", None)
+    if not origin or origin in found or not Path(str(origin)).is_file():
+        return
+    found.append(str(origin))
+    for node in template.nodelist.get_nodes_by_type(ExtendsNode):
+        _collect_expression(node.parent_name, found)
+    for node in template.nodelist.get_nodes_by_type(IncludeNode):
+        _collect_expression(node.template, found)
+
+
+def _collect_expression(expression: Any, found: list[str]) -> None:
+    """Follow ``{% extends "x" %}`` and ``{% include "x" %}`` with a constant name."""
+    try:
+        value = expression.resolve(Context())
+    except Exception:  # a variable: known only when rendering
+        return
+    if isinstance(value, str) and value:
+        _collect(value, found)
+
+
+def key() -> str:
+    """Changes when the templates' files or chartbuild's version change."""
+    parts = [f"chartbuild {version('chartbuild')}"]
+    for path in sources():
+        parts.append(f"{path} {hashlib.sha256(Path(path).read_bytes()).hexdigest()}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _key_path(generator: str) -> Path:
+    return conf.state_dir() / "pages" / f"{generator}.key"
 
 
 def chart(generator: str, declaration: Declaration, spec: dict[str, Any]) -> str:
     """The page of one chart: the interactive view, its SVG without JavaScript."""
     return render(
-        "chartbuild/chart.html",
+        CHART,
         {
             "generator": generator,
             "declaration": declaration,
@@ -49,6 +121,38 @@ def chart(generator: str, declaration: Declaration, spec: dict[str, Any]) -> str
             "static": f"../{outputs.STATIC}",
         },
     )
+
+
+def write(generator: catalog.Generator, built: Iterable[str]) -> list[str]:
+    """Write the pages of ``generator``: those of the charts ``built``, or all of them when
+    the templates or chartbuild changed since they were written; then its dashboard.
+
+    Returns the names of the charts whose page was written.
+    """
+    current = key()
+    key_file = _key_path(generator.name)
+    try:
+        every = key_file.read_text() != current
+    except OSError:
+        every = True
+    wanted = set(built)
+    out = conf.output_dir()
+    written = []
+    for declaration in generator.declarations:
+        if declaration.kind != "chart" or not (every or declaration.name in wanted):
+            continue
+        spec_path = out / outputs.of(generator.name, declaration)[0]
+        try:
+            spec = json.loads(spec_path.read_text())
+        except (FileNotFoundError, ValueError):
+            continue  # never built: no page
+        page = out / outputs.page(generator.name, declaration)
+        write_if_changed(page, chart(generator.name, declaration, spec))
+        written.append(declaration.name)
+    write_dashboard(generator)
+    if every:
+        write_if_changed(key_file, current)
+    return written
 
 
 def write_dashboard(generator: catalog.Generator) -> bool:
@@ -82,9 +186,10 @@ def write_dashboard(generator: catalog.Generator) -> bool:
                 }
             )
     page = render(
-        "chartbuild/dashboard.html",
+        DASHBOARD,
         {
             "generator": generator.name,
+            "title": generator.title or generator.name,
             "charts": charts,
             "numbers": numbers,
             "built_at": newest or "never",
@@ -95,7 +200,7 @@ def write_dashboard(generator: catalog.Generator) -> bool:
 
 
 def display(value: Any) -> str:
-    """A number as a dashboard shows it."""
+    """A number as a page shows it before its script formats it for the reader."""
     if value is None:
         return "n/a"
     if isinstance(value, float) and not value.is_integer():

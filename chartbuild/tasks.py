@@ -6,8 +6,9 @@ Tasks:
   kept from being written by its own task.
 - ``<generator>.<name>``: one task per chart and number. ``file_dep`` = the stamps
   of the models it reads and its generator's source; ``targets`` = its outputs.
-- ``gen:<generator>``: the generator's dashboard, once its charts and numbers are done
-  (so ``doit gen:users`` builds one generator); only when one of them ran.
+- ``gen:<generator>``: the pages of the generator's charts and its dashboard, once its
+  charts and numbers are done (so ``doit gen:users`` builds one generator); only when
+  one of them ran, or when the page templates or chartbuild's version changed.
 - ``assets``: the shared scripts and style sheet; ``manifest``: ``manifest.json``, after
   every chart, only when one ran or the generators changed.
 
@@ -27,7 +28,7 @@ from doit.dependency import MD5Checker, get_file_md5
 from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
-from chartbuild import actions, assets, catalog, conf, interrupts, outputs, progress
+from chartbuild import actions, assets, catalog, conf, interrupts, outputs, pages, progress
 from chartbuild.exceptions import ChartbuildError
 from chartbuild.exporter import stamp_path
 from chartbuild.registry import Declaration
@@ -208,8 +209,11 @@ def task_charts() -> Iterator[Task]:
 
 
 def task_gen() -> Iterator[Task]:
-    """Build one generator: its charts, numbers and dashboard."""
+    """Build one generator: its charts and numbers, then their pages and its dashboard."""
     cat = _current()
+    templates = pages.sources()
+    chartbuild_version = config_changed(version("chartbuild"))
+    troubled = {(p.generator, p.name) for p in cat.problems}
     for generator in _generators(cat):
         if generator.error:
             yield {
@@ -220,15 +224,21 @@ def task_gen() -> Iterator[Task]:
                 **UNCAPTURED,
             }
             continue
+        declared = _declarations(generator)
+        pages_of = [
+            outputs.page(generator.name, d)
+            for d in declared
+            if d.kind == "chart" and (generator.name, d.name) not in troubled
+        ]
         yield {
             "name": generator.name,
-            "doc": f"dashboard of {generator.module}",
+            "doc": f"pages and dashboard of {generator.module}",
             "actions": [(_run, [actions.dashboard, generator.name])],
-            "task_dep": [
-                actions.task_name(generator.name, d.name) for d in _declarations(generator)
-            ],
-            "targets": _out(outputs.dashboard(generator.name)),
-            "uptodate": [(actions.nothing_built, [generator.name])],
+            "task_dep": [actions.task_name(generator.name, d.name) for d in declared],
+            # the pages are made of the templates, and of chartbuild's code
+            "file_dep": templates,
+            "targets": _out(outputs.dashboard(generator.name), *pages_of),
+            "uptodate": [(actions.nothing_built, [generator.name]), chartbuild_version],
             "clean": True,
             **UNCAPTURED,
         }

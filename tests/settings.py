@@ -7,7 +7,7 @@
 import os
 
 from demo.settings import *  # noqa: F403
-from demo.settings import BASE_DIR, DATABASES
+from demo.settings import BASE_DIR, DATABASES, TEMPLATES
 
 # A test database of this run's own: two runs on one machine or server never meet.
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
@@ -23,6 +23,9 @@ else:
 
 if os.environ.get("CHARTBUILD_TEST_GENERATORS"):
     CHARTBUILD_GENERATORS = os.environ["CHARTBUILD_TEST_GENERATORS"].split(",")
+
+if os.environ.get("CHARTBUILD_TEST_TEMPLATES"):  # a project's own templates, first
+    TEMPLATES[0]["DIRS"] = [os.environ["CHARTBUILD_TEST_TEMPLATES"]]
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

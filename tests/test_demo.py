@@ -27,6 +27,10 @@ def test_the_demo_builds_every_output_and_a_second_build_does_nothing(tmp_path):
     out = tmp_path / "charts"
     assert f"{out}/users/index.html" in demo.stdout
     assert f"{out}/shop/index.html" in demo.stdout
+    assert "manage.py runserver" in demo.stdout
+    assert "http://127.0.0.1:8000/charts/" in demo.stdout
+    assert "staff    password staff-demo" in demo.stdout
+    assert "shopper  password shopper-demo" in demo.stdout
 
     entries = json.loads((out / "manifest.json").read_text())["entries"]
     assert sum(e["kind"] == "chart" for e in entries) >= 6

@@ -68,11 +68,11 @@ def test_a_full_disk_fails_the_build_with_a_message_and_the_next_build_repairs(
     chart = tmp_path / "charts" / "users" / "signups_per_month"
     before = {p: p.read_bytes() for p in chart.parent.glob("signups_per_month.*")}
     User.objects.create(username="bob")
-    failing_on(monkeypatch, "signups_per_month.html")
+    failing_on(monkeypatch, "signups_per_month.png")
     result = runner.build()
     assert not result.ok
     failure = result.failures["users.signups_per_month"]
-    assert "signups_per_month.html" in failure and "the disk is full" in failure
+    assert "signups_per_month.png" in failure and "the disk is full" in failure
     assert "Traceback" not in failure
     assert {p: p.read_bytes() for p in before} == before  # the old set, whole
     total = json.loads((tmp_path / "charts" / "users" / "total_users.json").read_text())
@@ -82,7 +82,7 @@ def test_a_full_disk_fails_the_build_with_a_message_and_the_next_build_repairs(
     settings.CHARTBUILD_STATE_DIR = tmp_path / "state"
     repaired = runner.build()
     assert repaired.ok and "users.signups_per_month" in repaired.charts
-    assert chart.with_suffix(".html").read_bytes() != before[chart.with_suffix(".html")]
+    assert chart.with_suffix(".vl.json").read_bytes() != before[chart.with_suffix(".vl.json")]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -120,3 +120,25 @@ def test_one_csv_per_inline_data_set():
     first, second = outputs.data_sets(spec)
     assert outputs.csv_text(first) == 'a,b\r\n1,"x,y"\r\n'
     assert outputs.csv_text(second) == 'c,d\r\n"{""n"": 1}",\r\n,true\r\n'
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_csv_per_data_set_and_none_left_over(tmp_path):
+    from tests.doit import Build
+
+    User.objects.create(username="one")
+    build = Build(tmp_path, generators=["tests.generators.layers"])
+    first = build.run()
+    assert first.returncode == 0, [(t["name"], t["error"]) for t in first.tasks]
+    folder = build.out / "layers"
+    assert (folder / "two_layers.csv").read_bytes() == b"users\r\n1\r\n"
+    assert (folder / "two_layers.2.csv").read_bytes() == b"goal\r\n10\r\n20\r\n"
+    (entry,) = build.manifest()
+    assert "layers/two_layers.2.csv" in entry["outputs"]
+
+    User.objects.bulk_create([User(username=f"u{i}") for i in range(5)])
+    assert build.run().returncode == 0
+    assert (folder / "two_layers.csv").read_bytes() == b"users\r\n6\r\n"
+    assert not (folder / "two_layers.2.csv").exists()
+    (entry,) = build.manifest()
+    assert "layers/two_layers.2.csv" not in entry["outputs"]

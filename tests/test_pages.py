@@ -4,6 +4,7 @@ import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -58,3 +59,29 @@ def test_pages_draw_their_charts_with_the_local_vega_scripts(build, browser, pag
     assert dom.count('class="chart live"') == figures  # vegaEmbed drew every chart
     assert "data-error" not in dom
     assert dom.count('role="graphics-document"') >= figures  # Vega's own SVG views
+
+
+def test_editing_a_page_template_rebuilds_the_pages_and_nothing_else(build, tmp_path):
+    from chartbuild import pages
+
+    templates = tmp_path / "templates"
+    override = templates / "chartbuild" / "chart.html"
+    override.parent.mkdir(parents=True)
+    override.write_text(
+        Path(pages.__file__).with_name("templates").joinpath(pages.CHART).read_text()
+    )
+    build.env["CHARTBUILD_TEST_TEMPLATES"] = str(templates)
+    first = build.run()  # the project's own copy is found first: a new dependency
+    assert first.returncode == 0, first.stderr
+    assert first.charts == set()
+
+    override.write_text(override.read_text().replace("<main>", "<main data-edited>"))
+    edited = build.run()
+    assert edited.returncode == 0, edited.stderr
+    assert edited.charts == set()  # no chart or number ran again
+    assert {"gen:users", "gen:shop"} <= edited.executed
+    for page in build.out.glob("*/*.html"):
+        if page.name != "index.html":
+            assert "<main data-edited>" in page.read_text(), page
+
+    assert build.run().executed <= {"export", "gen", "manifest"}  # and then nothing

@@ -211,3 +211,21 @@ def test_the_manifest_json_is_the_build_s_for_staff(site):
     served = client.get("/charts/manifest.json").json()["entries"]
     built = json.loads((site.out / "manifest.json").read_text())["entries"]
     assert served == built
+
+
+def test_a_chart_whose_build_failed_is_marked_stale_and_keeps_its_last_output(site):
+    from demo.shop.models import Order
+
+    client = client_for("boss", staff=True, perms=("view_order",))
+    svg = client.get("/charts/shop/orders_by_status.svg").getvalue()
+    site.break_function("shop", "orders_by_status", "1 / 0")
+    Order.objects.update(status="shipped")
+    assert site.run().returncode != 0
+    for module in [m for m in sys.modules if m.startswith("gens.")]:
+        del sys.modules[module]  # this process reads the broken source's declarations
+    state = client.get("/charts/shop/state.json").json()["items"]
+    assert state["orders_by_status"]["stale"] is True
+    assert state["revenue_per_month"]["stale"] is False
+    page = client.get("/charts/shop/").content.decode()
+    assert 'class="chart stale" id="chart-shop-orders_by_status"' in page
+    assert client.get("/charts/shop/orders_by_status.svg").getvalue() == svg
