@@ -26,6 +26,7 @@ import datetime as dt
 import json
 import logging
 import multiprocessing
+import sys
 import threading
 import traceback
 from decimal import Decimal
@@ -164,7 +165,7 @@ def build(generator_name: str, name: str) -> None:
         with contextlib.suppress(OSError):  # the failure itself is what must be told
             outputs.write_record(generator_name, name, failed)
         raise
-    data_sets = sum(1 for path in files if path.name.endswith(".csv"))
+    data_sets = sum(1 for path, content in files.items() if path.suffix == ".csv" and content)
     out = conf.output_dir()
     for stale in outputs.extra_csvs(generator_name, name, previous.data_sets)[
         max(0, data_sets - 1) :
@@ -301,6 +302,17 @@ def dashboard(generator_name: str) -> None:
         raise outputs.output_error(exc) from exc
     with _guard:
         _written.add(generator_name)
+
+
+def clean_extras(generator_name: str, name: str, dryrun: bool) -> None:
+    """doit ``clean``: the CSV files of a chart's further data sets (not among its targets)."""
+    record = outputs.read_record(generator_name, name)
+    for path in outputs.extra_csvs(generator_name, name, record.data_sets):
+        target = conf.output_dir() / path
+        if target.is_file():
+            sys.stdout.write(f"{task_name(generator_name, name)} - removing file '{target}'\n")
+            if not dryrun:
+                target.unlink(missing_ok=True)
 
 
 def _made_in(generator_name: str) -> set[str]:

@@ -6,14 +6,14 @@ from typing import Any
 
 from django.contrib import admin
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch, URLPattern, path, reverse
 
 from chartbuild.models import Charts
 
 
 @admin.register(Charts)
 class ChartsAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """Not a model to edit: its list is a redirect to ``chartbuild:index``."""
+    """Not a model to edit: its only page, the list, is a redirect to ``chartbuild:index``."""
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return bool(request.user.is_active and request.user.is_staff and _index_url())
@@ -29,6 +29,11 @@ class ChartsAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def get_urls(self) -> list[URLPattern]:
+        """Only the list, a redirect: no page of the change log behind the proxy."""
+        name = f"{self.opts.app_label}_{self.opts.model_name}_changelist"
+        return [path("", self.admin_site.admin_view(self.changelist_view), name=name)]
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
         url = _index_url()

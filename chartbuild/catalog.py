@@ -41,7 +41,7 @@ from chartbuild.registry import (
 CACHE_VERSION = 2
 
 #: Names an output of the site already uses: a chart or number may not take them.
-RESERVED_NAMES = ("index", "manifest", "static", "version")
+RESERVED_NAMES = ("index", "manifest", "state", "static", "version")
 
 logger = logging.getLogger(__name__)
 

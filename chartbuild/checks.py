@@ -18,6 +18,7 @@
 | chartbuild.E014 | a chart, number or generator name collides with another output |
 | chartbuild.E015 | a permission is not a known permission string, name or callable |
 | chartbuild.E016 | ``CHARTBUILD_SENDFILE`` is not one of its modes |
+| chartbuild.E017 | ``CHARTBUILD_LIVE_INTERVAL`` is not a positive number of seconds |
 | chartbuild.W001 | with the ``"build"`` hook, a model a chart reads is not tracked by mqueue |
 | chartbuild.W002 | the database has no capture triggers: other programs' writes are not seen |
 | chartbuild.W003 | a model mqueue tracks has no admin change page |
@@ -122,6 +123,15 @@ def _settings_errors() -> list[CheckMessage]:
                 hint='"" lets Django send the files; "X-Sendfile" suits Apache and lighttpd, '
                 '"X-Accel-Redirect" nginx (with CHARTBUILD_SENDFILE_URL).',
                 id="chartbuild.E016",
+            )
+        )
+    interval = getattr(settings, "CHARTBUILD_LIVE_INTERVAL", 1)
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
+        errors.append(
+            Error(
+                f"CHARTBUILD_LIVE_INTERVAL must be a positive number of seconds, not {interval!r}",
+                hint="Open pages look for a new build this often; 1 is the default.",
+                id="chartbuild.E017",
             )
         )
     return errors

@@ -84,7 +84,11 @@ def columns(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def csv_text(rows: list[dict[str, Any]]) -> str:
-    """``rows`` as CSV (RFC 4180, a header line); nested values as JSON."""
+    """``rows`` as CSV (RFC 4180, a header line); nested values as JSON.
+
+    Text that a spreadsheet would take for a formula (``=``, ``+``, ``-``, ``@``...) is
+    written with a leading ``'``.
+    """
     fields = columns(rows)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
@@ -94,9 +98,15 @@ def csv_text(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
+#: A text cell starting with one of these is a formula to a spreadsheet: it gets a "'".
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> Any:
     if value is None:
         return ""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value  # never run as a formula when the file is opened
     if isinstance(value, dict | list):
         return json.dumps(value, sort_keys=True)
     if isinstance(value, bool):

@@ -124,8 +124,9 @@ def chart(generator: str, declaration: Declaration, spec: dict[str, Any]) -> str
 
 
 def write(generator: catalog.Generator, built: Iterable[str]) -> list[str]:
-    """Write the pages of ``generator``: those of the charts ``built``, or all of them when
-    the templates or chartbuild changed since they were written; then its dashboard.
+    """Write the pages of ``generator``: those of the charts ``built`` and those missing or
+    older than their spec, or all of them when the templates or chartbuild changed since
+    they were written; then its dashboard.
 
     Returns the names of the charts whose page was written.
     """
@@ -139,20 +140,30 @@ def write(generator: catalog.Generator, built: Iterable[str]) -> list[str]:
     out = conf.output_dir()
     written = []
     for declaration in generator.declarations:
-        if declaration.kind != "chart" or not (every or declaration.name in wanted):
+        if declaration.kind != "chart":
             continue
         spec_path = out / outputs.of(generator.name, declaration)[0]
+        page = out / outputs.page(generator.name, declaration)
+        if not (every or declaration.name in wanted or _behind(page, spec_path)):
+            continue
         try:
             spec = json.loads(spec_path.read_text())
         except (FileNotFoundError, ValueError):
             continue  # never built: no page
-        page = out / outputs.page(generator.name, declaration)
         write_if_changed(page, chart(generator.name, declaration, spec))
         written.append(declaration.name)
     write_dashboard(generator)
     if every:
         write_if_changed(key_file, current)
     return written
+
+
+def _behind(page: Path, spec: Path) -> bool:
+    """Whether ``page`` is missing (a ``doit clean``, say) or older than its chart's spec."""
+    try:
+        return page.stat().st_mtime_ns < spec.stat().st_mtime_ns
+    except FileNotFoundError:
+        return True
 
 
 def write_dashboard(generator: catalog.Generator) -> bool:

@@ -17,12 +17,15 @@ the generator's module when a request needs it.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from typing import Any
 
 from chartbuild import catalog, conf
 from chartbuild.registry import CALLABLE, PERMISSION_ATTRIBUTE, Permission
+
+logger = logging.getLogger(__name__)
 
 #: ``app_label.codename``.
 PERMISSION_STRING = re.compile(r"[A-Za-z_]\w*\.\w+", re.ASCII)
@@ -55,12 +58,18 @@ def of(generator: catalog.Generator, name: str) -> Permission:
     declared = generator.get(name).permission
     if declared == CALLABLE:
         function = catalog.function(generator, name)
-        return getattr(function, PERMISSION_ATTRIBUTE)  # type: ignore[no-any-return]
+        found = getattr(function, PERMISSION_ATTRIBUTE, None)
+        if not callable(found):
+            raise LookupError(f"{generator.module}.{name} has no permission callable any more")
+        return found  # type: ignore[no-any-return]
     if declared:
         return declared
     if generator.permission == CALLABLE:
         module = catalog.import_generator(generator.module)
-        return module.PERMISSION  # type: ignore[no-any-return]
+        found = getattr(module, "PERMISSION", None)
+        if not callable(found):
+            raise LookupError(f"{generator.module} has no PERMISSION callable any more")
+        return found  # type: ignore[no-any-return]
     return generator.permission or conf.default_permission()
 
 
@@ -74,8 +83,16 @@ def allows(permission: Permission, user: Any) -> bool:
 
 
 def may_see(user: Any, generator: catalog.Generator, name: str) -> bool:
-    """Whether ``user`` may see chart or number ``name`` of ``generator``."""
-    return allows(of(generator, name), user)
+    """Whether ``user`` may see chart or number ``name`` of ``generator``.
+
+    Fails closed: a permission that cannot be found (a generator that no longer imports)
+    or a callable that raises lets nobody in, and is logged.
+    """
+    try:
+        return allows(of(generator, name), user)
+    except Exception:
+        logger.exception("cannot decide who may see %s.%s: nobody may", generator.name, name)
+        return False
 
 
 def problem(permission: Permission, known: set[str]) -> str:

@@ -61,8 +61,12 @@ class Item:
         """The output file with ``extension`` if this item has one and it exists."""
         if self.kind == "number":
             allowed = extension in NUMBER_FILES
+        elif extension == "csv":
+            allowed = self.record.data_sets > 0  # a chart without inline data has no CSV
+        elif EXTRA_CSV.fullmatch(extension):
+            allowed = int(extension.split(".", 1)[0]) <= self.record.data_sets
         else:
-            allowed = extension in CHART_FILES or bool(EXTRA_CSV.fullmatch(extension))
+            allowed = extension in CHART_FILES
         if not allowed:
             return None
         path = conf.output_dir() / self.generator.name / f"{self.name}.{extension}"
@@ -149,11 +153,22 @@ def state(user: Any, gen: catalog.Generator) -> dict[str, Any]:
     return {entry.name: entry.state() for entry in items(user, gen)}
 
 
+#: What the manifest tells only staff: how the charts are made, and their errors.
+STAFF_ONLY = ("models", "reads", "error")
+
+
 def manifest(user: Any) -> list[dict[str, Any]]:
-    """The manifest entries of the charts and numbers ``user`` may see."""
+    """The manifest entries of the charts and numbers ``user`` may see.
+
+    For staff, as the build wrote them; for others without the models, the reads and the
+    error message (a failed build shows as ``failed_at``).
+    """
     cat = catalog.cached()
     visible = {entry.task for _, found in generators(user) for entry in found}
-    return [e for e in manifest_file.entries(cat) if e["task"] in visible]
+    entries = [e for e in manifest_file.entries(cat) if e["task"] in visible]
+    if not (user.is_active and user.is_staff):
+        entries = [{k: v for k, v in e.items() if k not in STAFF_ONLY} for e in entries]
+    return entries
 
 
 def last_build(found: list[Item]) -> str:

@@ -26,6 +26,7 @@ from typing import Any
 
 from doit.dependency import MD5Checker, get_file_md5
 from doit.exceptions import TaskFailed
+from doit.task import clean_targets
 from doit.tools import config_changed
 
 from chartbuild import actions, assets, catalog, conf, interrupts, outputs, pages, progress
@@ -203,7 +204,10 @@ def task_charts() -> Iterator[Task]:
                 "actions": [(_run, [actions.build, generator.name, declaration.name])],
                 "file_dep": [*(stamps[m] for m in declaration.models), *source],
                 "targets": [out + p for p in outputs.of(generator.name, declaration)],
-                "clean": True,
+                "clean": [
+                    clean_targets,
+                    (actions.clean_extras, [generator.name, declaration.name]),
+                ],
                 **UNCAPTURED,
             }
 

@@ -11,10 +11,12 @@ conditional requests with 304, or are handed to the web server with
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
@@ -26,8 +28,10 @@ from django.http import (
     HttpResponseBase,
 )
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils.cache import get_conditional_response, patch_cache_control
 from django.utils.http import http_date, quote_etag
+from django.views.decorators.http import require_safe
 
 from chartbuild import assets, conf, outputs, site
 
@@ -46,15 +50,17 @@ class _SignIn(Exception):
     """An anonymous visitor asked for something that needs a user."""
 
 
-def _deny(request: HttpRequest) -> None:
+def _deny(request: HttpRequest) -> NoReturn:
     if not request.user.is_authenticated:
         raise _SignIn
     raise PermissionDenied
 
 
 def _guarded(view: Any) -> Any:
-    """Send anonymous visitors that need a user to the login page."""
+    """GET and HEAD only; anonymous visitors that need a user go to the login page."""
 
+    @functools.wraps(view)
+    @require_safe
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         try:
             response: HttpResponseBase = view(request, *args, **kwargs)
@@ -62,23 +68,28 @@ def _guarded(view: Any) -> Any:
             return redirect_to_login(request.get_full_path())
         return response
 
-    wrapped.__name__ = view.__name__
-    wrapped.__doc__ = view.__doc__
     return wrapped
 
 
-def _generator(name: str) -> Any:
+def _missing(request: HttpRequest, what: str) -> NoReturn:
+    """404; for anonymous visitors the login page, so that names do not show who exists."""
+    if not request.user.is_authenticated:
+        raise _SignIn
+    raise Http404(what)
+
+
+def _generator(request: HttpRequest, name: str) -> Any:
     found = site.generator(name)
     if found is None:
-        raise Http404(f"no generator {name!r}")
+        _missing(request, f"no generator {name!r}")
     return found
 
 
 def _item(request: HttpRequest, generator: str, name: str) -> site.Item:
-    gen = _generator(generator)
+    gen = _generator(request, generator)
     entry = site.item(gen, name)
     if entry is None:
-        raise Http404(f"generator {generator!r} has no chart or number {name!r}")
+        _missing(request, f"generator {generator!r} has no chart or number {name!r}")
     if not site.may_see(request.user, entry):
         _deny(request)
     return entry
@@ -100,7 +111,7 @@ def index(request: HttpRequest) -> HttpResponse:
 @_guarded
 def dashboard(request: HttpRequest, generator: str) -> HttpResponse:
     """The charts and numbers of one generator that the user may see."""
-    gen = _generator(generator)
+    gen = _generator(request, generator)
     visible = site.items(request.user, gen)
     if not visible:
         _deny(request)
@@ -128,9 +139,10 @@ def item(request: HttpRequest, generator: str, name: str) -> HttpResponse:
     if entry.kind == "chart":
         path = entry.file("vl.json")
         try:
-            context["tables"] = data_tables(json.loads(path.read_text()) if path else {})
+            spec = json.loads(path.read_text()) if path else {}
         except (OSError, ValueError):
-            context["tables"] = []
+            spec = {}
+        context["tables"] = data_tables(spec, entry)
     return render(request, "chartbuild/site/item.html", context)
 
 
@@ -146,6 +158,7 @@ def output(request: HttpRequest, generator: str, name: str, extension: str) -> H
     return serve(request, path, CONTENT_TYPES[extension.rsplit(".", 1)[-1]])
 
 
+@require_safe
 def asset(request: HttpRequest, filename: str) -> HttpResponseBase:
     """The pages' scripts and style sheet (public: they hold no data)."""
     if filename in outputs.PACKAGE_ASSETS:
@@ -162,7 +175,7 @@ def asset(request: HttpRequest, filename: str) -> HttpResponseBase:
 @_guarded
 def state(request: HttpRequest, generator: str) -> HttpResponseBase:
     """What a live page of a generator polls: each visible item's version (304 if unchanged)."""
-    gen = _generator(generator)
+    gen = _generator(request, generator)
     if not site.items(request.user, gen):
         _deny(request)
     return _json(request, {"items": site.state(request.user, gen)})
@@ -191,13 +204,23 @@ def _json(request: HttpRequest, data: dict[str, Any]) -> HttpResponseBase:
 def serve(
     request: HttpRequest, path: Path, content_type: str, *, public: bool = False
 ) -> HttpResponseBase:
-    """``path`` with validators, 304 when the client has it, or handed to the web server."""
-    stat = path.stat()
+    """``path`` with validators, 304 when the client has it, or handed to the web server.
+
+    The file is opened first and its validators taken from what was opened: a build that
+    replaces it meanwhile never pairs one version's ``ETag`` with another's content.
+    """
+    try:
+        stream = path.open("rb")
+    except FileNotFoundError:
+        raise Http404(f"{path.name} is gone (a build removed it): try again") from None
+    stat = os.fstat(stream.fileno())
     etag = quote_etag(f"{stat.st_mtime_ns:x}-{stat.st_size:x}")
     last_modified = int(stat.st_mtime)
     response = get_conditional_response(request, etag=etag, last_modified=last_modified)
+    mode, out = conf.sendfile(), conf.output_dir()
+    if response is not None or mode:
+        stream.close()
     if response is None:
-        mode, out = conf.sendfile(), conf.output_dir()
         if mode == "X-Sendfile":
             response = HttpResponse(content_type=content_type)
             response[mode] = str(path)
@@ -205,7 +228,9 @@ def serve(
             response = HttpResponse(content_type=content_type)
             response[mode] = conf.sendfile_url() + path.relative_to(out).as_posix()
         else:
-            response = FileResponse(path.open("rb"), content_type=content_type)
+            if mode:  # a file outside the output directory: nginx cannot reach it
+                stream = path.open("rb")
+            response = FileResponse(stream, content_type=content_type)
     response["ETag"] = etag
     response["Last-Modified"] = http_date(last_modified)
     if public:
@@ -215,12 +240,25 @@ def serve(
     return response
 
 
-def data_tables(spec: dict[str, Any]) -> list[dict[str, Any]]:
+#: Rows of a data set the chart page shows as a table; the CSV has them all.
+TABLE_ROWS = 500
+
+
+def data_tables(spec: dict[str, Any], entry: site.Item) -> list[dict[str, Any]]:
     """The inline data sets of a spec as tables: ``{"columns": [...], "rows": [[...]]}``."""
     found = []
-    for rows in outputs.data_sets(spec):
+    for number, rows in enumerate(outputs.data_sets(spec), start=1):
         columns = outputs.columns(rows)
+        extension = "csv" if number == 1 else f"{number}.csv"
         found.append(
-            {"columns": columns, "rows": [[row.get(c, "") for c in columns] for row in rows]}
+            {
+                "columns": columns,
+                "rows": [[row.get(c, "") for c in columns] for row in rows[:TABLE_ROWS]],
+                "total": len(rows),
+                "more": len(rows) > TABLE_ROWS,
+                "csv": reverse(
+                    "chartbuild:output", args=[entry.generator.name, entry.name, extension]
+                ),
+            }
         )
     return found

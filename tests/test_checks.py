@@ -162,3 +162,10 @@ def test_e016_an_unknown_sendfile_mode(settings):
     settings.CHARTBUILD_SENDFILE = "X-Send-File"
     found = only(messages(settings, "good"), "chartbuild.E016")
     assert "'X-Send-File'" in found.msg
+
+
+@pytest.mark.parametrize("interval", [0, -1, "1", None])
+def test_e017_a_live_interval_that_is_not_a_positive_number(settings, interval):
+    settings.CHARTBUILD_LIVE_INTERVAL = interval
+    found = only(messages(settings, "good"), "chartbuild.E017")
+    assert repr(interval) in found.msg

@@ -135,6 +135,10 @@ def test_a_csv_per_data_set_and_none_left_over(tmp_path):
     assert (folder / "two_layers.2.csv").read_bytes() == b"goal\r\n10\r\n20\r\n"
     (entry,) = build.manifest()
     assert "layers/two_layers.2.csv" in entry["outputs"]
+    assert build.run("clean", json_report=False).returncode == 0
+    assert not (folder / "two_layers.2.csv").exists()  # not a target, still cleaned
+    assert build.run().returncode == 0
+    assert (folder / "two_layers.2.csv").exists()
 
     User.objects.bulk_create([User(username=f"u{i}") for i in range(5)])
     assert build.run().returncode == 0
@@ -142,3 +146,8 @@ def test_a_csv_per_data_set_and_none_left_over(tmp_path):
     assert not (folder / "two_layers.2.csv").exists()
     (entry,) = build.manifest()
     assert "layers/two_layers.2.csv" not in entry["outputs"]
+
+
+def test_text_a_spreadsheet_would_run_is_quoted():
+    rows = [{"name": "=HYPERLINK(1)", "n": -3}, {"name": "@x", "n": 2.5}, {"name": "ok", "n": 1}]
+    assert outputs.csv_text(rows) == "name,n\r\n'=HYPERLINK(1),-3\r\n'@x,2.5\r\nok,1\r\n"

@@ -85,3 +85,11 @@ def test_editing_a_page_template_rebuilds_the_pages_and_nothing_else(build, tmp_
             assert "<main data-edited>" in page.read_text(), page
 
     assert build.run().executed <= {"export", "gen", "manifest"}  # and then nothing
+
+
+def test_a_missing_page_comes_back(build):
+    page = build.out / "shop" / "top_products.html"
+    page.unlink()
+    again = build.run()
+    assert again.returncode == 0
+    assert again.charts == set() and page.is_file()

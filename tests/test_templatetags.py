@@ -55,3 +55,14 @@ def test_the_tags_render_nothing_for_others(render):
         page = render(user)
         assert "figure" not in page and "number-" not in page
         assert "chartbuild.js" in page  # the assets tag alone
+
+
+def test_numbers_in_the_page_are_never_localised(render, settings):
+    settings.LANGUAGE_CODE = "de"
+    settings.USE_THOUSAND_SEPARATOR = True
+    settings.CHARTBUILD_LIVE_INTERVAL = 1.5
+    staff = User.objects.create_user("boss", is_staff=True)
+    staff.user_permissions.set(Permission.objects.filter(codename="view_order"))
+    page = render(User.objects.get(pk=staff.pk))
+    assert 'data-interval-ms="1500"' in page
+    assert 'data-value="3"' in page

@@ -229,3 +229,18 @@ def test_a_chart_whose_build_failed_is_marked_stale_and_keeps_its_last_output(si
     page = client.get("/charts/shop/").content.decode()
     assert 'class="chart stale" id="chart-shop-orders_by_status"' in page
     assert client.get("/charts/shop/orders_by_status.svg").getvalue() == svg
+
+
+def test_what_only_staff_and_nobody_see(site):
+    shopper = client_for("shopper", perms=("view_order",))
+    entries = shopper.get("/charts/manifest.json").json()["entries"]
+    assert entries and not any({"models", "reads", "error"} & set(e) for e in entries)
+    assert b"Reads shop.order" not in shopper.get("/charts/shop/revenue_per_month/").content
+    anonymous = client_for(None)
+    for url in ("/charts/nothing/", "/charts/shop/nothing/", "/charts/shop/nothing.svg"):
+        assert anonymous.get(url).status_code == 302  # as for names that exist
+    assert shopper.post("/charts/shop/").status_code == 405
+    root = User.objects.create_superuser("root", password="pw")
+    admin = Client()
+    admin.force_login(root)
+    assert admin.get("/admin/chartbuild/charts/1/change/").status_code == 404

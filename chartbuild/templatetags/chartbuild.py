@@ -12,6 +12,7 @@ known. They need ``path("charts/", include("chartbuild.urls"))`` in the URLconf.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import template
@@ -62,9 +63,11 @@ def item_number(entry: site.Item) -> SafeString:
     """A number of the site's pages (the caller checked the permission)."""
     context = _context(entry)
     data = entry.number() or {}
+    value = data.get("value")
     context.update(
-        value=data.get("value"),
-        display=pages.display(data.get("value")) if data else "n/a",
+        # a plain string, never localised: the script reads it as a JavaScript number
+        raw_value="" if value is None else json.dumps(value),
+        display=pages.display(value) if data else "n/a",
         unit=data.get("unit", entry.declaration.unit),
     )
     return mark_safe(render_to_string("chartbuild/site/number.html", context))
@@ -100,5 +103,6 @@ def _context(entry: site.Item) -> dict[str, Any]:
         "built": entry.built,
         "built_at": entry.record.built_at,
         "stale": bool(entry.record.error),
-        "interval": conf.live_interval(),
+        "interval_ms": str(max(250, round(conf.live_interval() * 1000))),
+        "data_sets": entry.record.data_sets,
     }

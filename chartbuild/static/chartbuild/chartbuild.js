@@ -25,20 +25,32 @@
     var options = { actions: false, renderer: "svg" };
     if (dark && dark.matches) {
       options.theme = "dark";
+      options.config = { background: null };
     }
     return window.vegaEmbed(target, fitted(spec), options)
-      .then(function () { figure.classList.add("live"); delete figure.dataset.error; })
+      .then(function (result) {
+        if (figure.chartbuildView) { figure.chartbuildView.finalize(); }
+        figure.chartbuildView = result;
+        figure.classList.add("live");
+        delete figure.dataset.error;
+      })
       .catch(function (error) { figure.dataset.error = String(error); });
   }
 
   function load(figure, version) {
+    // The newest request wins: an older answer arriving late is not drawn.
+    var token = (figure.chartbuildToken || 0) + 1;
+    figure.chartbuildToken = token;
+    figure.dataset.seen = "1";
     var url = figure.dataset.specUrl + (version ? "?v=" + encodeURIComponent(version) : "");
     return fetch(url, { credentials: "same-origin" })
       .then(function (response) {
         if (!response.ok) { throw new Error(response.status + " " + response.statusText); }
         return response.json();
       })
-      .then(function (spec) { return draw(figure, spec); })
+      .then(function (spec) {
+        if (figure.chartbuildToken === token) { return draw(figure, spec); }
+      })
       .catch(function (error) { figure.dataset.error = String(error); });
   }
 
@@ -99,19 +111,31 @@
     element.dataset.version = state.version;
     if (state.number) {
       showNumber(element, state.number.value);
-    } else if (element.dataset.specUrl && element.classList.contains("live")) {
-      load(element, state.version);
+    } else if (element.dataset.specUrl && element.dataset.seen) {
+      load(element, state.version); // charts not yet in view are drawn when they come
     }
   }
 
   Object.keys(watched).forEach(function (url) {
     var etag = null;
-    var interval = 1000 * Number(watched[url][0].dataset.interval || 1);
+    var busy = false;
+    var stopped = false;
+    var interval = Math.max(250, Number(watched[url][0].dataset.intervalMs) || 1000);
+    var timer = null;
+    function schedule(delay) {
+      window.clearTimeout(timer);
+      timer = window.setTimeout(poll, delay);
+    }
     function poll() {
-      if (document.hidden) { return; }
+      if (document.hidden || busy || stopped) { return; }
+      busy = true;
       var headers = etag ? { "If-None-Match": etag } : {};
       fetch(url, { credentials: "same-origin", headers: headers, cache: "no-cache" })
         .then(function (response) {
+          if (response.redirected || response.status === 403 || response.status === 404) {
+            stopped = true; // signed out, or no longer allowed: the page stays as it is
+            return null;
+          }
           if (response.status !== 200) { return null; }
           etag = response.headers.get("ETag");
           return response.json();
@@ -123,9 +147,15 @@
             if (state) { update(element, state); }
           });
         })
-        .catch(function () { /* offline for a moment: the next poll tries again */ });
+        .catch(function () { /* offline for a moment: the next poll tries again */ })
+        .then(function () {
+          busy = false;
+          if (!stopped) { schedule(interval); }
+        });
     }
-    setInterval(poll, interval);
-    document.addEventListener("visibilitychange", function () { if (!document.hidden) { poll(); } });
+    schedule(interval); // paused while the tab is hidden, at once when it shows again
+    document.addEventListener("visibilitychange", function () {
+      if (!document.hidden) { schedule(0); }
+    });
   });
 })();
