@@ -304,15 +304,13 @@ def dashboard(generator_name: str) -> None:
         _written.add(generator_name)
 
 
-def clean_extras(generator_name: str, name: str, dryrun: bool) -> None:
-    """doit ``clean``: the CSV files of a chart's further data sets (not among its targets)."""
-    record = outputs.read_record(generator_name, name)
-    for path in outputs.extra_csvs(generator_name, name, record.data_sets):
-        target = conf.output_dir() / path
-        if target.is_file():
-            sys.stdout.write(f"{task_name(generator_name, name)} - removing file '{target}'\n")
+def clean_extras(dryrun: bool) -> None:
+    """doit ``clean``: the CSV files of charts' further data sets (not among any targets)."""
+    for path in sorted(conf.output_dir().glob("*/*.*.csv")):
+        if path.is_file() and path.name.split(".")[-2].isdigit():
+            sys.stdout.write(f"export - removing file '{path}'\n")
             if not dryrun:
-                target.unlink(missing_ok=True)
+                path.unlink(missing_ok=True)
 
 
 def _made_in(generator_name: str) -> set[str]:

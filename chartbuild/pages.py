@@ -20,15 +20,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from django.apps import apps
+from django.conf import settings
 from django.template import Context, Engine, TemplateDoesNotExist
 from django.template import Template as EngineTemplate
 from django.template.loader import get_template
-from django.template.loader_tags import ExtendsNode, IncludeNode
 
 from chartbuild import catalog, conf, outputs
 from chartbuild.files import write_if_changed
@@ -63,38 +65,52 @@ def render(name: str, context: dict[str, Any]) -> str:
 def sources() -> list[str]:
     """The template files the pages are made of (what the ``gen:`` tasks depend on).
 
-    The two page templates as the loader finds them, and what they extend or include
-    by a constant name.
+    The two page templates as Django's loaders would find them (the directories of the
+    ``DjangoTemplates`` backends, then the apps' ``templates`` folders, then chartbuild's
+    own), and what they extend or include by a constant name. Found without starting a
+    template engine (which would import every app's template tags): the task graph of a
+    build with nothing to do stays cheap.
     """
+    folders = _template_folders()
     found: list[str] = []
     for name in (CHART, DASHBOARD):
-        _collect(name, found)
+        _collect(name, folders, found)
     return found
 
 
-def _collect(name: str, found: list[str]) -> None:
-    try:
-        template = _template(name)
-    except TemplateDoesNotExist:
-        return
-    origin = getattr(template.origin, "name", None)
-    if not origin or origin in found or not Path(str(origin)).is_file():
-        return
-    found.append(str(origin))
-    for node in template.nodelist.get_nodes_by_type(ExtendsNode):
-        _collect_expression(node.parent_name, found)
-    for node in template.nodelist.get_nodes_by_type(IncludeNode):
-        _collect_expression(node.template, found)
+#: ``{% extends "name" %}`` and ``{% include "name" %}`` with a constant name.
+_REFERENCE = re.compile(r"""{%\s*(?:extends|include)\s+(["'])([^"']+)\1""")
 
 
-def _collect_expression(expression: Any, found: list[str]) -> None:
-    """Follow ``{% extends "x" %}`` and ``{% include "x" %}`` with a constant name."""
-    try:
-        value = expression.resolve(Context())
-    except Exception:  # a variable: known only when rendering
+def _template_folders() -> list[Path]:
+    folders: list[Path] = []
+    for backend in settings.TEMPLATES:
+        if backend.get("BACKEND") != "django.template.backends.django.DjangoTemplates":
+            continue
+        loaders = str(backend.get("OPTIONS", {}).get("loaders", ""))
+        folders += [Path(folder) for folder in backend.get("DIRS", [])]
+        if backend.get("APP_DIRS") or "app_directories" in loaders:
+            folders += [Path(config.path) / "templates" for config in apps.get_app_configs()]
+    folders.append(Path(__file__).parent / "templates")  # the private engine's
+    return folders
+
+
+def _collect(name: str, folders: list[Path], found: list[str]) -> None:
+    for folder in folders:
+        path = folder / name
+        if path.is_file():
+            break
+    else:
         return
-    if isinstance(value, str) and value:
-        _collect(value, found)
+    if str(path) in found:
+        return
+    found.append(str(path))
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return
+    for _, referenced in _REFERENCE.findall(text):
+        _collect(referenced, folders, found)
 
 
 def key() -> str:

@@ -26,7 +26,6 @@ from typing import Any
 
 from doit.dependency import MD5Checker, get_file_md5
 from doit.exceptions import TaskFailed
-from doit.task import clean_targets
 from doit.tools import config_changed
 
 from chartbuild import actions, assets, catalog, conf, interrupts, outputs, pages, progress
@@ -145,8 +144,8 @@ UNCAPTURED = {"io": {"capture": False}, "verbosity": 0}
 
 
 def _out(*paths: str) -> list[str]:
-    out = conf.output_dir()
-    return [str(out / p) for p in paths]
+    out = f"{conf.output_dir()}{os.sep}"
+    return [out + p for p in paths]
 
 
 def task_export() -> Task:
@@ -156,6 +155,8 @@ def task_export() -> Task:
     return {
         "actions": [(_run, [actions.export, models])],
         "teardown": [(actions.finish, [])],
+        # the CSV files of charts' further data sets are none of their tasks' targets
+        "clean": [actions.clean_extras],
         "targets": [str(stamp_path(state, m)) for m in models],
         "uptodate": [False],
         **UNCAPTURED,
@@ -204,10 +205,7 @@ def task_charts() -> Iterator[Task]:
                 "actions": [(_run, [actions.build, generator.name, declaration.name])],
                 "file_dep": [*(stamps[m] for m in declaration.models), *source],
                 "targets": [out + p for p in outputs.of(generator.name, declaration)],
-                "clean": [
-                    clean_targets,
-                    (actions.clean_extras, [generator.name, declaration.name]),
-                ],
+                "clean": True,
                 **UNCAPTURED,
             }
 
