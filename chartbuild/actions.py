@@ -29,6 +29,7 @@ import multiprocessing
 import sys
 import threading
 import traceback
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -63,14 +64,31 @@ _made: dict[str, set[str]] = {}
 #: Dashboards and manifest written by their own tasks in this run.
 _written: set[str] = set()
 MANIFEST = ":manifest"
+#: Actions of this run that have started and not ended (doit's worker threads run the
+#: teardown, :func:`finish`, as soon as they have nothing left, while others still work).
+_running = 0
 
 
 def reset() -> None:
     """Forget the previous run (a long-lived process builds again)."""
+    global _running
     with _guard:
         _built.clear()
         _made.clear()
         _written.clear()
+        _running = 0
+
+
+@contextlib.contextmanager
+def _running_action() -> Iterator[None]:
+    global _running
+    with _guard:
+        _running += 1
+    try:
+        yield
+    finally:
+        with _guard:
+            _running -= 1
 
 
 def now() -> str:
@@ -152,6 +170,11 @@ def _warn_uncaptured(models: list[str], using: str) -> None:
 
 def build(generator_name: str, name: str) -> None:
     """Build one chart or number; raise :class:`ChartError` if it fails."""
+    with _running_action():
+        _build(generator_name, name)
+
+
+def _build(generator_name: str, name: str) -> None:
     generator = catalog.cached().generator(generator_name)
     declaration = generator.get(name)
     with _guard:
@@ -288,20 +311,21 @@ def _json_default(value: Any) -> Any:
 # -- once per build ---------------------------------------------------------------------
 
 
-def nothing_built(generator: str = "") -> bool:
-    """doit ``uptodate``: no chart of ``generator`` (or of any, if empty) ran this build."""
+def nothing_built(generator: str) -> bool:
+    """doit ``uptodate``: no chart or number of ``generator`` ran this build."""
     with _guard:
-        return generator not in _built if generator else not _built
+        return generator not in _built
 
 
 def dashboard(generator_name: str) -> None:
     """Write the pages of the generator's charts built in this run, and its dashboard."""
-    try:
-        pages.write(catalog.cached().generator(generator_name), _made_in(generator_name))
-    except OSError as exc:
-        raise outputs.output_error(exc) from exc
-    with _guard:
-        _written.add(generator_name)
+    with _running_action():
+        try:
+            pages.write(catalog.cached().generator(generator_name), _made_in(generator_name))
+        except OSError as exc:
+            raise outputs.output_error(exc) from exc
+        with _guard:
+            _written.add(generator_name)
 
 
 def clean_extras(dryrun: bool) -> None:
@@ -318,14 +342,26 @@ def _made_in(generator_name: str) -> set[str]:
         return set(_made.get(generator_name, ()))
 
 
-def manifest() -> None:
-    """Write ``manifest.json``."""
-    try:
-        manifest_file.write(catalog.cached())
-    except OSError as exc:
-        raise outputs.output_error(exc) from exc
+def touched() -> set[str]:
+    """The generators with a chart, a number or a page written (or failed) in this run."""
     with _guard:
-        _written.add(MANIFEST)
+        return _built | (_written - {MANIFEST})
+
+
+def nothing_touched() -> bool:
+    """doit ``uptodate`` of the manifest: nothing it lists was written this build."""
+    return not touched()
+
+
+def manifest() -> None:
+    """Write ``manifest.json``: the entries of the generators touched in this run."""
+    with _running_action():
+        try:
+            manifest_file.write(catalog.cached(), touched())
+        except OSError as exc:
+            raise outputs.output_error(exc) from exc
+        with _guard:
+            _written.add(MANIFEST)
 
 
 def write_assets() -> None:
@@ -336,8 +372,14 @@ def write_assets() -> None:
 
 
 def finish() -> None:
-    """Write what a failed chart kept its task from writing: dashboards, the manifest."""
+    """Write what a failed chart kept its task from writing: dashboards, the manifest.
+
+    Does nothing while an action of this run is still running: the last call, made
+    when every worker thread has ended, does it.
+    """
     with _guard:
+        if _running:
+            return
         missing = sorted(_built - _written)
         manifest_due = bool(_built) and MANIFEST not in _written
     if not (missing or manifest_due):
@@ -350,6 +392,6 @@ def finish() -> None:
             logger.error("cannot write the dashboard of %s: %s", name, exc)
     if manifest_due:
         try:
-            manifest_file.write(cat)
+            manifest_file.write(cat, touched())
         except OSError as exc:
             logger.error("cannot write the manifest: %s", exc)

@@ -210,18 +210,28 @@ def cache_key(state_dir: Path | None = None) -> tuple[str, int]:
         return (str(path), 0)
 
 
-@functools.lru_cache(maxsize=4)
-def _cached(key: tuple[str, int]) -> Catalog:
-    return load()
+_latest: dict[tuple[str, int], Catalog] = {}
+_latest_guard = threading.Lock()
 
 
 def cached() -> Catalog:
     """The catalog, loaded again only when a build has seen the generators change.
 
-    For long-lived processes that only read it (the hook, ORM capture in a web process):
-    keyed by :func:`cache_key`, so it costs one ``stat`` while nothing changed.
+    For long-lived processes that only read it (the hook, ORM capture in a web process,
+    the actions of a build after its task graph has loaded it): keyed by
+    :func:`cache_key`, so it costs one ``stat`` while nothing changed.
     """
-    return _cached(cache_key())
+    key = cache_key()
+    with _latest_guard:
+        found = _latest.get(key)
+    return found if found is not None else load()
+
+
+def _remember(cat: Catalog) -> None:
+    key = cache_key()
+    with _latest_guard:
+        _latest.clear()
+        _latest[key] = cat
 
 
 def load(state_dir: Path | None = None) -> Catalog:
@@ -271,7 +281,10 @@ def load(state_dir: Path | None = None) -> Catalog:
             write_if_changed(cache_file, json.dumps(data, indent=1, sort_keys=True) + "\n")
         except OSError as exc:
             logger.warning("cannot cache generator declarations in %s: %s", cache_file, exc)
-    return Catalog(tuple(generators), tuple(validate(generators)))
+    cat = Catalog(tuple(generators), tuple(validate(generators)))
+    if state_dir is None or state_dir == conf.state_dir():
+        _remember(cat)
+    return cat
 
 
 def _declarations_of(entry: Any, key: list[int] | None) -> tuple[Declaration, ...] | None:

@@ -88,3 +88,19 @@ def test_a_generator_that_exits_at_import_fails_its_task_with_a_message(tmp_path
     assert result.returncode in (1, 2)
     error = result.task("gen:exits_at_import")["error"]
     assert "cannot be imported" in error and "a generator that leaves at import" in error
+
+
+def test_the_teardown_waits_for_the_actions_still_running(monkeypatch):
+    """doit's worker threads run the teardown as soon as they have nothing left to do."""
+    written = []
+    monkeypatch.setattr(actions.manifest_file, "write", lambda cat, touched: written.append(1))
+    monkeypatch.setattr(actions.catalog, "cached", lambda: None)
+    actions.reset()
+    actions._built.add("users")
+    actions._written.add("users")
+    with actions._running_action():  # the manifest task, say, in another thread
+        actions.finish()
+        assert written == []
+    actions.finish()  # doit's last call, once every thread has ended
+    assert written == [1]
+    actions.reset()
