@@ -32,6 +32,20 @@ def build(tmp_path):
     return built
 
 
+@pytest.fixture
+def served_build(build, settings, monkeypatch):
+    """:func:`build`, as this process's Django site sees it: its outputs and generators."""
+    import sys
+
+    monkeypatch.syspath_prepend(str(build.gens.parent))
+    for module in [m for m in sys.modules if m == "gens" or m.startswith("gens.")]:
+        monkeypatch.delitem(sys.modules, module)  # another test's copies
+    settings.CHARTBUILD_OUTPUT_DIR = str(build.out)
+    settings.CHARTBUILD_STATE_DIR = str(build.state)
+    settings.CHARTBUILD_GENERATORS = ["gens.users", "gens.shop"]
+    return build
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _no_session_outlives_the_tests(django_db_setup, django_db_blocker):
     """Before the test database is dropped, end the sessions a killed process left on it."""

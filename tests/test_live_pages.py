@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import sys
 import time
 
 import pytest
@@ -56,14 +55,8 @@ def driver(tmp_path):
 
 
 @pytest.fixture
-def served(build, settings, monkeypatch, live_server):
+def served(served_build, live_server):
     """The build's outputs served by a live server, at 127.0.0.1 (no name to resolve)."""
-    monkeypatch.syspath_prepend(str(build.gens.parent))
-    for module in [m for m in sys.modules if m == "gens" or m.startswith("gens.")]:
-        monkeypatch.delitem(sys.modules, module)
-    settings.CHARTBUILD_OUTPUT_DIR = str(build.out)
-    settings.CHARTBUILD_STATE_DIR = str(build.state)
-    settings.CHARTBUILD_GENERATORS = ["gens.users", "gens.shop"]
     call_command("demo_users", stdout=io.StringIO())
     return live_server.url.replace("localhost", "127.0.0.1")
 

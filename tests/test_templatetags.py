@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 from django.contrib.auth.models import AnonymousUser, Permission, User
 from django.template import engines
@@ -20,13 +18,7 @@ PAGE = """{% load chartbuild %}<html><head>{% chartbuild_assets %}</head><body>
 
 
 @pytest.fixture
-def render(build, settings, monkeypatch):
-    monkeypatch.syspath_prepend(str(build.gens.parent))
-    for module in [m for m in sys.modules if m == "gens" or m.startswith("gens.")]:
-        monkeypatch.delitem(sys.modules, module)
-    settings.CHARTBUILD_OUTPUT_DIR = str(build.out)
-    settings.CHARTBUILD_STATE_DIR = str(build.state)
-    settings.CHARTBUILD_GENERATORS = ["gens.users", "gens.shop"]
+def render(served_build):
     template = engines["django"].from_string(PAGE)
 
     def render(user):

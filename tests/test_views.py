@@ -13,15 +13,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def site(build, settings, monkeypatch):
+def site(served_build):
     """A built copy of the demo's generators, served by this process."""
-    monkeypatch.syspath_prepend(str(build.gens.parent))
-    for module in [m for m in sys.modules if m == "gens" or m.startswith("gens.")]:
-        monkeypatch.delitem(sys.modules, module)  # another test's copies
-    settings.CHARTBUILD_OUTPUT_DIR = str(build.out)
-    settings.CHARTBUILD_STATE_DIR = str(build.state)
-    settings.CHARTBUILD_GENERATORS = ["gens.users", "gens.shop"]
-    return build
+    return served_build
 
 
 def client_for(username: str | None, *, staff: bool = False, perms: tuple[str, ...] = ()) -> Client:
