@@ -270,3 +270,21 @@ def test_sigterm_stops_it_within_a_second_even_inside_a_long_query(tmp_path, par
     finally:
         if watcher.process.poll() is None:
             watcher.process.kill()
+
+
+def test_its_warm_up_imports_the_generators_and_leaves_a_broken_one_to_its_task(
+    tmp_path, settings, monkeypatch
+):
+    import sys
+
+    from chartbuild import auto, catalog
+
+    (tmp_path / "warm_ok.py").write_text("import altair\n")
+    (tmp_path / "warm_broken.py").write_text("raise SystemExit(3)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    settings.CHARTBUILD_STATE_DIR = str(tmp_path / "state")
+    settings.CHARTBUILD_GENERATORS = ["warm_ok", "warm_broken"]
+    catalog.load()  # reads the declarations, and caches them: the next load imports nothing
+    monkeypatch.delitem(sys.modules, "warm_ok")
+    auto.warm_up()
+    assert "warm_ok" in sys.modules and "warm_broken" not in sys.modules
