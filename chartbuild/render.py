@@ -2,8 +2,9 @@
 
 A serial build renders in its own process. A parallel build runs its tasks in threads
 (doit's ``-P thread``, see :mod:`chartbuild.tasks`), and their renders go to a pool of
-worker processes, one per core: rendering is most of a full build's time, and worker
-processes keep it off the threads that run the chart functions. The workers import
+worker processes, one per core but one: rendering is most of a full build's time, and
+worker processes keep it off the threads that run the chart functions, which share one
+core between them (Python runs one thread at a time). The workers import
 vl-convert and nothing of Django; they live as long as the process that started them,
 so a long-lived ``doit auto`` keeps them warm.
 
@@ -61,7 +62,7 @@ def _workers() -> ProcessPoolExecutor:
             # database connections; its server imports only what rendering needs.
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["chartbuild.render", "vl_convert"])
-            workers = os.cpu_count() or 1
+            workers = max(1, (os.cpu_count() or 1) - 1)
             _pool = ProcessPoolExecutor(
                 max_workers=workers, mp_context=context, initializer=_start_worker
             )
