@@ -34,12 +34,35 @@ class Auto(DoitCmdBase):  # type: ignore[misc]
     def execute(self, params: Any, args: list[str]) -> int:
         dodo = Path(params["dodoFile"]).absolute()
         self.loader.setup(params)  # imports dodo.py, which sets Django up
-        from chartbuild import catalog, conf, interrupts, notify, reconnect, render, runner, wakeup
+        from chartbuild import (
+            catalog,
+            conf,
+            interrupts,
+            leader,
+            notify,
+            reconnect,
+            render,
+            runner,
+            wakeup,
+        )
         from chartbuild.watcher import Waker, Watcher
 
         reconnect.watch()
+        watching: list[Watcher] = []
+
+        def say(text: str) -> None:
+            self.outstream.write(text + "\n")
+            self.outstream.flush()
+
+        leadership = leader.for_builder(conf.database(), say=say)
 
         def build(tasks: list[str] = args) -> BuildResult:
+            if leadership is not None:
+                try:
+                    leadership.confirm()
+                except leader.LeadershipLost:
+                    watching[-1].stop()  # back to standby
+                    raise
             replaced = reconnect.refresh()
             return runner.build(
                 tasks, loader=DodoTaskLoader(), loader_args=["-f", str(dodo)], reset=bool(replaced)
@@ -52,47 +75,55 @@ class Auto(DoitCmdBase):  # type: ignore[misc]
             if dodo in paths:
                 sys.modules.pop(dodo.stem, None)
 
-        def say(text: str) -> None:
-            self.outstream.write(text + "\n")
-            self.outstream.flush()
-
-        wakers: dict[str, Waker] = {}
-        try:
-            wakers["signal"] = wakeup.Listener(conf.state_dir())
-        except OSError as exc:
-            say(
-                f"another watcher already listens for this state directory ({exc}); "
-                "this one does not hear the hook"
+        def watch() -> int:
+            """Build, then watch, until stopped (or no longer the leader)."""
+            wakers: dict[str, Waker] = {}
+            try:
+                wakers["signal"] = wakeup.Listener(conf.state_dir())
+            except OSError as exc:
+                say(
+                    f"another watcher already listens for this state directory ({exc}); "
+                    "this one does not hear the hook"
+                )
+            if notify.Listener.supported(conf.database()):
+                wakers["notify"] = notify.Listener(conf.database(), say=say)
+            watcher = Watcher(
+                build,
+                sources=sources,
+                wakers=wakers,
+                poll_interval=conf.poll_interval(),
+                out=self.outstream,
+                on_source_change=reload,
+                export=lambda: build(["export"]),
             )
-        if notify.Listener.supported(conf.database()):
-            wakers["notify"] = notify.Listener(conf.database(), say=say)
-        watcher = Watcher(
-            build,
-            sources=sources,
-            wakers=wakers,
-            poll_interval=conf.poll_interval(),
-            out=self.outstream,
-            on_source_change=reload,
-            export=lambda: build(["export"]),
-        )
+            watching.append(watcher)
+            heard = " and ".join(
+                {"signal": "the hook", "notify": "NOTIFY"}.get(name, name) for name in wakers
+            )
+            say(
+                f"watching ({heard + ', ' if heard else ''}poll every {conf.poll_interval():g} s);"
+                " Ctrl-C or SIGTERM to stop"
+            )
+            return watcher.run()
+
         interrupts.install()  # Ctrl-C and SIGTERM stop it at once, even inside a query
         render.warm_up()
         if conf.parallel() > 1:
             render.start_workers()  # a rebuild renders at once, not after their start
         warm_up()
-
-        heard = " and ".join(
-            {"signal": "the hook", "notify": "NOTIFY"}.get(name, name) for name in wakers
-        )
-        say(
-            f"watching ({heard + ', ' if heard else ''}poll every {conf.poll_interval():g} s);"
-            " Ctrl-C or SIGTERM to stop"
-        )
         try:
-            return watcher.run()
+            while True:
+                if leadership is not None:
+                    leadership.wait()
+                code = watch()
+                if leadership is None:
+                    return code
         except KeyboardInterrupt:
             self.outstream.write("stopped\n")
             return 0
+        finally:
+            if leadership is not None:
+                leadership.release()
 
 
 def warm_up() -> None:

@@ -19,6 +19,8 @@
 | chartbuild.E015 | a permission is not a known permission string, name or callable |
 | chartbuild.E016 | ``CHARTBUILD_SENDFILE`` is not one of its modes |
 | chartbuild.E017 | ``CHARTBUILD_LIVE_INTERVAL`` is not a positive number of seconds |
+| chartbuild.E018 | ``CHARTBUILD_LEADER`` is not a mode, or ``"postgres"`` on another database |
+| chartbuild.E019 | ``CHARTBUILD_LEADER_RETRY`` is not a positive number of seconds |
 | chartbuild.W001 | with the ``"build"`` hook, a model a chart reads is not tracked by mqueue |
 | chartbuild.W002 | the database has no capture triggers: other programs' writes are not seen |
 | chartbuild.W003 | a model mqueue tracks has no admin change page |
@@ -132,6 +134,43 @@ def _settings_errors() -> list[CheckMessage]:
                 f"CHARTBUILD_LIVE_INTERVAL must be a positive number of seconds, not {interval!r}",
                 hint="Open pages look for a new build this often; 1 is the default.",
                 id="chartbuild.E017",
+            )
+        )
+    errors.extend(_leader())
+    return errors
+
+
+def _leader() -> list[CheckMessage]:
+    """E018, E019: how builders on several machines elect the one that builds."""
+    errors: list[CheckMessage] = []
+    mode = getattr(settings, "CHARTBUILD_LEADER", None)
+    vendor = connections[conf.database()].vendor
+    if mode is not None and mode not in conf.LEADER_MODES:
+        errors.append(
+            Error(
+                f"CHARTBUILD_LEADER must be one of {', '.join(map(repr, conf.LEADER_MODES))},"
+                f" not {mode!r}",
+                hint='"postgres" elects one builder among all machines (PostgreSQL only); '
+                '"file" locks the state directory only.',
+                id="chartbuild.E018",
+            )
+        )
+    elif mode == "postgres" and vendor != "postgresql":
+        errors.append(
+            Error(
+                f'CHARTBUILD_LEADER = "postgres" needs a PostgreSQL database; database'
+                f" {conf.database()!r} is {vendor}",
+                hint='Remove the setting, or set it to "file".',
+                id="chartbuild.E018",
+            )
+        )
+    retry = getattr(settings, "CHARTBUILD_LEADER_RETRY", 2)
+    if isinstance(retry, bool) or not isinstance(retry, int | float) or retry <= 0:
+        errors.append(
+            Error(
+                f"CHARTBUILD_LEADER_RETRY must be a positive number of seconds, not {retry!r}",
+                hint="Standby builders try to lead this often; 2 is the default.",
+                id="chartbuild.E019",
             )
         )
     return errors

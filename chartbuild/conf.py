@@ -189,3 +189,30 @@ def live_interval() -> float:
     Default 1: a page shows a rebuild within about a second of it.
     """
     return float(getattr(settings, "CHARTBUILD_LIVE_INTERVAL", 1))
+
+
+LEADER_MODES = ("postgres", "file")
+
+
+def leader(using: str | None = None) -> str:
+    """How long-lived builders on several machines elect the one that builds:
+    ``CHARTBUILD_LEADER``.
+
+    ``"postgres"`` (the default when the database is PostgreSQL): a PostgreSQL advisory
+    lock, held by one builder of all the machines (see :mod:`chartbuild.leader`);
+    ``"file"`` (the default elsewhere): only the build lock of the state directory.
+    """
+    from django.db import connections
+
+    value = getattr(settings, "CHARTBUILD_LEADER", None)
+    if value is None:
+        return "postgres" if connections[using or database()].vendor == "postgresql" else "file"
+    return str(value)
+
+
+def leader_retry() -> float:
+    """Seconds between two tries of a standby builder to lead: ``CHARTBUILD_LEADER_RETRY``.
+
+    Default 2: a lost leader is replaced within about that.
+    """
+    return float(getattr(settings, "CHARTBUILD_LEADER_RETRY", 2))

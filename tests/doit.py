@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,3 +130,44 @@ def seed() -> None:
         Order.objects.create(
             product=product, customer=user, status="paid", quantity=1, amount="9.50"
         )
+
+
+class Auto:
+    """A running `doit auto` (or another builder), its output lines collected as they come."""
+
+    def __init__(self, build: Build, command: list[str] | None = None) -> None:
+        """``doit auto``, or another long-lived ``command`` run in ``build``'s environment."""
+        self.build = build
+        self.process = subprocess.Popen(
+            command or [DOIT, "-f", str(REPO / "dodo.py"), "auto"],
+            env=build.env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def wait_for(self, text: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            self.seen.append(line)
+            if text in line:
+                return line
+        raise AssertionError(f"no line with {text!r} within {timeout} s; got {self.seen}")
+
+    def stop(self) -> float:
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(10)
+        return time.monotonic() - started

@@ -3,12 +3,8 @@
 import fcntl
 import json
 import os
-import queue
 import shutil
-import signal
 import sqlite3
-import subprocess
-import threading
 import time
 
 import mqueue.hooks
@@ -18,49 +14,9 @@ from django.db import connection
 
 from chartbuild import wakeup
 from demo.shop.models import Product
-from tests.doit import DOIT, REPO, Build, database_url
+from tests.doit import Auto, Build, database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-class Auto:
-    """A running `doit auto`, its output lines collected as they come."""
-
-    def __init__(self, build: Build) -> None:
-        self.build = build
-        self.process = subprocess.Popen(
-            [DOIT, "-f", str(REPO / "dodo.py"), "auto"],
-            env=build.env,
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.lines.put(line.rstrip("\n"))
-
-    def wait_for(self, text: str, timeout: float = 60) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.05)
-            except queue.Empty:
-                continue
-            self.seen.append(line)
-            if text in line:
-                return line
-        raise AssertionError(f"no line with {text!r} within {timeout} s; got {self.seen}")
-
-    def stop(self) -> float:
-        started = time.monotonic()
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(10)
-        return time.monotonic() - started
 
 
 POLL = 1.0  # seconds, for the polling test

@@ -76,6 +76,13 @@ def test_gencharts_fails_when_a_chart_fails(tmp_path):
     assert "shop.top_products" in done.stderr and "LookupError" in done.stderr
 
 
+def result_line(process: subprocess.Popen[str]) -> str:
+    """The next line of a scheduled ``gencharts`` but those of the leader election."""
+    while (line := process.stdout.readline()).startswith("leading"):
+        pass
+    return line
+
+
 def test_gencharts_repeats_on_a_schedule_until_stopped(tmp_path):
     build = Build(tmp_path)
     process = subprocess.Popen(
@@ -85,7 +92,7 @@ def test_gencharts_repeats_on_a_schedule_until_stopped(tmp_path):
         stdout=subprocess.PIPE,
         text=True,
     )
-    lines = [process.stdout.readline() for _ in range(3)]
+    lines = [result_line(process) for _ in range(3)]
     process.terminate()
     assert process.wait(10) == 0
     assert all("rebuilt" in line for line in lines)
@@ -116,7 +123,7 @@ def test_gencharts_on_a_schedule_reconnects_after_its_connection_is_terminated(p
         text=True,
     )
     try:
-        assert "rebuilt" in process.stdout.readline()
+        assert "rebuilt" in result_line(process)
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from chartbuild import reconnect, runner
+from chartbuild import leader, reconnect, runner
 from chartbuild.exceptions import ChartbuildError
 
 
@@ -48,14 +48,19 @@ class Command(BaseCommand):
         previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
         reconnect.watch()
         self.not_run = ""
+        leadership = leader.for_builder(say=(lambda text: None) if quiet else self.stdout.write)
         try:
             while not stop.is_set():
+                if leadership is not None and not leadership.wait(stop):
+                    break  # stopped while a standby
                 self.build_in_schedule(quiet)
                 stop.wait(schedule * 60)
         except KeyboardInterrupt:
             pass
         finally:
             signal.signal(signal.SIGTERM, previous)
+            if leadership is not None:
+                leadership.release()
 
     def build_in_schedule(self, quiet: bool) -> None:
         """One scheduled build: failures are reported (once while they repeat) and the

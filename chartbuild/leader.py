@@ -1,0 +1,216 @@
+"""One leading builder per project and database: a PostgreSQL advisory lock.
+
+A site on several machines runs a long-lived builder (``doit auto``, ``gencharts -s``) on
+two or more of them. With ``CHARTBUILD_LEADER = "postgres"`` (the default on
+PostgreSQL), one of them builds: the one that holds the session-level advisory lock
+``pg_try_advisory_lock(key)`` on a connection of its own. The key is derived from the
+settings module and the database, so every host of one project contends for one lock.
+The others are standbys: they say who leads, once, and try again every
+``CHARTBUILD_LEADER_RETRY`` seconds. The lock lives as long as the leader's session, so a
+leader that is killed, or cut off from the database, is replaced within that interval;
+a leader that finds its session gone before a build takes the lock again, or steps down.
+
+The leader names itself in its session's ``application_name`` (since when, pid, host),
+which is what standbys report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.db import connections
+
+from chartbuild import conf
+from chartbuild.exceptions import ChartbuildError
+
+logger = logging.getLogger(__name__)
+
+NAME_PREFIX = "chartbuild leader"
+
+
+class LeadershipLost(ChartbuildError):
+    """This builder no longer holds the lead: another one builds now."""
+
+
+def key(using: str) -> int:
+    """The advisory lock key of this project (settings module) and database ``using``."""
+    s = connections[using].settings_dict
+    text = "|".join(
+        str(part)
+        for part in ("chartbuild", settings.SETTINGS_MODULE, s["NAME"], s["HOST"], s["PORT"])
+    )
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def for_builder(
+    using: str | None = None, *, say: Callable[[str], None] | None = None
+) -> Leadership | None:
+    """The :class:`Leadership` a long-lived builder must hold; None when the build lock of
+    its state directory is enough (``CHARTBUILD_LEADER = "file"``)."""
+    using = using or conf.database()
+    if conf.leader(using) != "postgres" or connections[using].vendor != "postgresql":
+        return None  # on another database, check E018 says what is wrong
+    return Leadership(using, retry=conf.leader_retry(), say=say)
+
+
+class Leadership:
+    """Holding, checking and waiting for the lead, on a connection of its own."""
+
+    def __init__(
+        self, using: str, *, retry: float = 2.0, say: Callable[[str], None] | None = None
+    ) -> None:
+        self.using = using
+        self.retry = retry
+        self.say = say or (lambda text: logger.warning("%s", text))
+        self.key = key(using)
+        self.since: dt.datetime | None = None
+        self._connection: Any = None
+        self._said = ""
+
+    # -- the lock ---------------------------------------------------------------------
+
+    def lead(self) -> bool:
+        """Whether this builder leads now: it holds the lock, or has just taken it."""
+        return self.holds() or self._take()
+
+    def holds(self) -> bool:
+        """Whether this builder's session still holds the lock (asked of the server)."""
+        if self._connection is None:
+            return False
+        try:
+            with self._connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT 1 FROM pg_locks WHERE pid = pg_backend_pid() AND granted"
+                    " AND locktype = 'advisory' AND objsubid = 1"
+                    " AND classid = %s AND objid = %s",
+                    _halves(self.key),
+                )
+                held = cursor.fetchone() is not None
+        except Exception:  # the session is gone, and the lock with it
+            self._disconnect()
+            return False
+        if not held:
+            self.since = None
+        return held
+
+    def _take(self) -> bool:
+        try:
+            if self._connection is None:
+                self._connection = connections.create_connection(self.using)
+                self._connection.ensure_connection()
+            with self._connection.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_lock(%s)", [self.key])
+                (taken,) = cursor.fetchone()
+                if taken:
+                    self.since = dt.datetime.now(dt.UTC)
+                    cursor.execute(
+                        "SELECT set_config('application_name', %s, false)", [self.name()]
+                    )
+        except Exception as exc:
+            self._disconnect()
+            self._once(f"cannot reach database {self.using!r} to elect a builder: {exc}")
+            return False
+        return bool(taken)
+
+    def name(self) -> str:
+        """How this builder names itself to the others (at most 63 characters)."""
+        since = (self.since or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return f"{NAME_PREFIX} {since} {os.getpid()} {socket.gethostname()}"[:63]
+
+    def leader(self) -> str:
+        """Who leads, as the leader names itself ("nobody" if no builder holds the lock)."""
+        try:
+            if self._connection is None:
+                self._connection = connections.create_connection(self.using)
+                self._connection.ensure_connection()
+            return describe(current(self._connection, self.key))
+        except Exception as exc:
+            self._disconnect()
+            return f"unknown ({exc})"
+
+    def release(self) -> None:
+        """Give the lead up (closing the session releases the lock)."""
+        self.since = None
+        self._disconnect()
+
+    def _disconnect(self) -> None:
+        wrapper, self._connection = self._connection, None
+        if wrapper is not None:
+            with contextlib.suppress(Exception):  # it may be broken already
+                wrapper.close()
+
+    def _once(self, text: str) -> None:
+        if text != self._said:
+            self.say(text)
+        self._said = text
+
+    # -- for builders -----------------------------------------------------------------
+
+    def wait(self, stop: threading.Event | None = None) -> bool:
+        """Wait to lead: try now, then every ``retry`` seconds. False if ``stop`` was set."""
+        stop = stop or threading.Event()
+        while not stop.is_set():
+            if self.lead():
+                self._once(f"leading: this builder builds ({self.name()})")
+                return True
+            if self._connection is not None:  # else the database is unreachable, said so
+                self._once(
+                    f"standby: {self.leader()} builds; trying to lead every {self.retry:g} s"
+                )
+            stop.wait(self.retry)
+        return False
+
+    def confirm(self) -> None:
+        """Before a build: still the leader, or the lead taken again.
+
+        Raises :class:`LeadershipLost` if another builder leads now.
+        """
+        if self.holds():
+            return
+        if self._take():
+            self._once(f"leading again: this builder builds ({self.name()})")
+            return
+        raise LeadershipLost(f"this builder lost the lead: {self.leader()} builds now")
+
+
+def current(wrapper: Any, lock_key: int) -> dict[str, Any] | None:
+    """The session holding ``lock_key``: its ``application_name``, host address and pid."""
+    with wrapper.cursor() as cursor:
+        cursor.execute(
+            "SELECT a.application_name, a.client_addr, a.pid FROM pg_locks l"
+            " JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+            " AND l.classid = %s AND l.objid = %s",
+            _halves(lock_key),
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return {"name": row[0], "address": str(row[1] or "local"), "pid": row[2]}
+
+
+def describe(session: dict[str, Any] | None) -> str:
+    """``builder pid 123 on web-2 (since 2026-11-28T05:42:10Z)``, from a session's name."""
+    if session is None:
+        return "nobody"
+    parts = str(session["name"]).split(" ")
+    if str(session["name"]).startswith(NAME_PREFIX) and len(parts) >= 5:
+        since, pid, host = parts[2], parts[3], " ".join(parts[4:])
+        return f"builder pid {pid} on {host} (since {since})"
+    return f"session {session['pid']} from {session['address']}"
+
+
+def _halves(lock_key: int) -> list[int]:
+    """A bigint advisory key as ``pg_locks`` shows it: ``classid`` (high), ``objid`` (low)."""
+    unsigned = lock_key & 0xFFFFFFFFFFFFFFFF
+    return [unsigned >> 32, unsigned & 0xFFFFFFFF]

@@ -1,0 +1,134 @@
+"""One leading builder among several machines, elected by a PostgreSQL advisory lock."""
+
+import json
+import signal
+import sys
+import time
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection
+from django.test import override_settings
+
+from chartbuild import leader
+from demo.shop.models import Product
+from tests.doit import REPO, Auto, Build
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def users(build: Build) -> int | None:
+    try:
+        return json.loads((build.out / "users" / "total_users.json").read_text())["value"]
+    except FileNotFoundError:
+        return None
+
+
+def wait_until(condition, timeout: float) -> float:
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"not within {timeout} s")
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def host(tmp_path, name: str) -> Build:
+    """A builder's own working folder (state and outputs), as on a machine of its own."""
+    build = Build(tmp_path / name)
+    build.copy_demo_generators()
+    build.env["CHARTBUILD_POLL_INTERVAL"] = "120"  # only NOTIFY explains a quick rebuild
+    return build
+
+
+def test_one_builder_leads_and_another_takes_over_when_it_is_killed(postgres, tmp_path):
+    """Done-when 1: two hosts, one leader; SIGKILL; the other leads within 5 s."""
+    Product.objects.create(name="Dune", category="books", price="9.50")
+    User.objects.create(username="first")
+    one = Auto(host(tmp_path, "one"))
+    one.wait_for("leading: this builder builds")
+    one.wait_for("start:")
+    two = Auto(host(tmp_path, "two"))
+    try:
+        assert "standby: builder pid" in two.wait_for("standby:")
+        User.objects.create(username="second")
+        wait_until(lambda: users(one.build) == 2, timeout=10)
+        time.sleep(1)
+        assert users(two.build) is None  # the standby built nothing, not even once
+        assert not [line for line in two.seen if "rebuilt" in line or "start:" in line]
+
+        one.process.send_signal(signal.SIGKILL)
+        one.process.wait(10)
+        killed = time.monotonic()
+        User.objects.create(username="meanwhile")
+        two.wait_for("leading: this builder builds", timeout=5)
+        assert time.monotonic() - killed < 5
+        wait_until(lambda: users(two.build) == 3, timeout=60)  # its first build
+        User.objects.create(username="later")
+        wait_until(lambda: users(two.build) == 4, timeout=10)
+    finally:
+        for auto in (one, two):
+            if auto.process.poll() is None:
+                auto.stop()
+
+
+def test_a_leader_whose_session_ended_takes_the_lead_again(postgres):
+    lead = leader.Leadership("default", retry=0.1, say=lambda text: None)
+    assert lead.wait()
+    assert lead.leader().startswith("builder pid")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND application_name LIKE 'chartbuild leader%'"
+        )
+    assert not lead.holds()
+    lead.confirm()  # nobody else leads: it takes the lead again
+    assert lead.holds()
+    other = leader.Leadership("default", retry=0.1, say=lambda text: None)
+    assert not other.lead()
+    lead.release()
+    assert other.lead()
+    with pytest.raises(leader.LeadershipLost, match="lost the lead: builder pid"):
+        lead.confirm()
+    other.release()
+
+
+def test_the_lock_key_is_the_projects_and_the_databases(postgres):
+    first = leader.key("default")
+    assert first == leader.key("default")
+    with override_settings(SETTINGS_MODULE="another.project.settings"):
+        assert leader.key("default") != first
+
+
+def test_the_leader_settings_are_checked(settings):
+    settings.CHARTBUILD_LEADER = "zookeeper"
+    settings.CHARTBUILD_LEADER_RETRY = 0
+    ids = {e.id for e in _leader_checks()}
+    assert ids == {"chartbuild.E018", "chartbuild.E019"}
+    settings.CHARTBUILD_LEADER = "postgres"
+    settings.CHARTBUILD_LEADER_RETRY = 2
+    expected = set() if connection.vendor == "postgresql" else {"chartbuild.E018"}
+    assert {e.id for e in _leader_checks()} == expected
+
+
+def _leader_checks():
+    from chartbuild import checks
+
+    return checks._leader()
+
+
+def test_gencharts_on_a_schedule_waits_as_a_standby(postgres, tmp_path):
+    lead = leader.Leadership("default", retry=0.1, say=lambda text: None)
+    assert lead.lead()
+    build = host(tmp_path, "scheduled")
+    scheduled = Auto(build, [sys.executable, str(REPO / "manage.py"), "gencharts", "-s=0.01"])
+    try:
+        scheduled.wait_for("standby:")
+        time.sleep(1)
+        assert not (build.out / "manifest.json").exists()
+        lead.release()
+        scheduled.wait_for("leading: this builder builds", timeout=10)
+        wait_until(lambda: (build.out / "manifest.json").exists(), timeout=60)
+    finally:
+        lead.release()
+        scheduled.stop()
