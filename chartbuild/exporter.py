@@ -87,6 +87,11 @@ class SourceState:
             pruned=data.get("pruned", 0),
         )
 
+    @property
+    def read(self) -> int:
+        """The newest record an export has read."""
+        return max(self.watermark, self.anchor[0] if self.anchor else 0)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "watermark": self.watermark,
@@ -386,7 +391,8 @@ class Exporter:
         if cursor is None:
             cursor = Cursor()
         # Before reading: no other exporter may prune what this one has not settled yet.
-        floor = Consumers(self.using, consumer_name(self.state_dir)).register(
+        consumers = Consumers(self.using, consumer_name(self.state_dir))
+        floor = consumers.register(
             {s.name: cursor.sources.get(s.name, SourceState()).watermark for s in sources}
         )
 
@@ -415,6 +421,7 @@ class Exporter:
         write_if_changed(self.cursor_path, cursor.dumps(), durable=True)
 
         try:
+            consumers.read({name: state.read for name, state in cursor.sources.items()})
             self._prune(sources, cursor, floor)
         except DatabaseError as exc:  # the stamps are right; the next export prunes
             logger.warning("cannot delete settled change records now: %s", exc)
@@ -508,6 +515,7 @@ class Consumers:
     def __init__(self, using: str, name: str) -> None:
         self.using = using
         self.name = name
+        self._own: Any = None
 
     def register(self, watermarks: dict[str, int]) -> dict[str, int]:
         """Record this exporter's watermarks; return each source's smallest over all of them."""
@@ -533,8 +541,23 @@ class Consumers:
                 "exporters not seen for %s no longer hold pruning back: %s", CONSUMER_TTL, gone
             )
             Consumer.objects.using(self.using).filter(name__in=gone).delete()
+        self._own = rows[self.name]
         live = [row for name, row in rows.items() if name not in gone]
         return {key: min(getattr(row, key) for row in live) for key in values}
+
+    def read(self, newest: dict[str, int]) -> None:
+        """Record the newest record of each source this export read, if it read new ones."""
+        from django.utils import timezone
+
+        from chartbuild.models import Consumer
+
+        values = {f"{key}_read": newest.get(key, 0) for key in ("events", "capture")}
+        own = self._own
+        if own is not None and all(getattr(own, k) == v for k, v in values.items()):
+            return
+        Consumer.objects.using(self.using).filter(name=self.name).update(
+            **values, seen=timezone.now()
+        )
 
 
 def cursor_path(state_dir: Path) -> Path:

@@ -156,3 +156,21 @@ def _mark_released(handle: IO[str]) -> None:
 def _holder(handle: IO[str]) -> str:
     handle.seek(0)
     return handle.read().strip() or "unknown process"
+
+
+def holder(state_dir: Path) -> str:
+    """Who holds the build lock of ``state_dir`` now (``pid N``), or "" if nobody does."""
+    path = _path(state_dir)
+    try:
+        handle = open(path)  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        return ""
+    try:
+        fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        found = _holder(handle)
+        handle.close()
+        return found
+    fcntl.flock(handle, fcntl.LOCK_UN)
+    handle.close()
+    return ""

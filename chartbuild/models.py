@@ -40,6 +40,10 @@ class Consumer(models.Model):
     events = models.BigIntegerField(default=0)
     capture = models.BigIntegerField(default=0)
     seen = models.DateTimeField()
+    #: The newest record of each source its last export read (``manage.py chartbuild
+    #: status`` counts the records above as waiting).
+    events_read = models.BigIntegerField(default=0)
+    capture_read = models.BigIntegerField(default=0)
 
     class Meta:
         db_table = "chartbuild_consumer"

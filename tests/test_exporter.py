@@ -414,3 +414,17 @@ def test_the_sqlite_export_refuses_to_run_inside_a_transaction(exporter):
         pytest.skip("the SQLite marker")
     with pytest.raises(RuntimeError, match="outside a transaction"), transaction.atomic():
         exporter.run()
+
+
+def test_an_export_records_what_it_read_only_when_it_read_something_new(exporter):
+    from chartbuild.models import Consumer
+
+    before = Consumer.objects.get()
+    exporter.run()  # nothing new: nothing written
+    assert Consumer.objects.get().seen == before.seen
+    User.objects.create(username="new")
+    exporter.run()
+    after = Consumer.objects.get()
+    assert after.events_read > before.events_read
+    assert after.capture_read > before.capture_read
+    assert after.seen > before.seen

@@ -1,4 +1,4 @@
-"""``manage.py chartbuild capture [--install | --remove]``: the change capture of the database."""
+"""``manage.py chartbuild capture [--install | --remove]`` and ``manage.py chartbuild status``."""
 
 from __future__ import annotations
 
@@ -7,11 +7,14 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
-from chartbuild import capture, catalog, conf
+from chartbuild import capture, catalog, conf, status
 
 
 class Command(BaseCommand):
-    help = "chartbuild's state in the database. `capture`: the triggers on the tables charts read."
+    help = (
+        "chartbuild's state in the database. `capture`: the triggers on the tables charts "
+        "read; `status`: who builds, the last export, the lag."
+    )
     requires_system_checks: list[str] = []  # it mends what chartbuild.E010 reports
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -25,10 +28,21 @@ class Command(BaseCommand):
         action = listing.add_mutually_exclusive_group()
         action.add_argument("--install", action="store_true", help="install or update them")
         action.add_argument("--remove", action="store_true", help="remove every one of them")
+        commands.add_parser(
+            "status",
+            help="who builds, when changes were last exported, how far behind the charts are",
+            description="The leading builder (or this state directory's build lock), the last "
+            "export of any builder, and the lag: how long the oldest committed change that "
+            "no builder has exported has waited.",
+        )
 
     def handle(self, *args: Any, command: str, **options: Any) -> None:
         try:
-            self.capture(install=options["install"], remove=options["remove"])
+            if command == "status":
+                for line in status.current().lines():
+                    self.stdout.write(line)
+            else:
+                self.capture(install=options["install"], remove=options["remove"])
         except DatabaseError as exc:
             raise CommandError(
                 f"cannot read database {conf.database()!r}: {exc}. Is it reachable, and has "
