@@ -29,12 +29,12 @@ import multiprocessing
 import sys
 import threading
 import traceback
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from django.db import DatabaseError
+from doit.runner import MThreadRunner
 
 from chartbuild import (
     assets,
@@ -64,31 +64,28 @@ _made: dict[str, set[str]] = {}
 #: Dashboards and manifest written by their own tasks in this run.
 _written: set[str] = set()
 MANIFEST = ":manifest"
-#: Actions of this run that have started and not ended (doit's worker threads run the
-#: teardown, :func:`finish`, as soon as they have nothing left, while others still work).
-_running = 0
+#: Whether the manifest was due when this run began: an earlier build wrote records and
+#: did not get to write the manifest (it was killed, say).
+_manifest_due = False
 
 
 def reset() -> None:
     """Forget the previous run (a long-lived process builds again)."""
-    global _running
+    global _manifest_due
     with _guard:
         _built.clear()
         _made.clear()
         _written.clear()
-        _running = 0
+        _manifest_due = False
 
 
-@contextlib.contextmanager
-def _running_action() -> Iterator[None]:
-    global _running
+def _touch(generator_name: str) -> None:
+    """Note that this run writes something of ``generator_name``: the manifest is due."""
     with _guard:
-        _running += 1
-    try:
-        yield
-    finally:
-        with _guard:
-            _running -= 1
+        first = not (_built or _written - {MANIFEST})
+        _built.add(generator_name)
+    if first:
+        manifest_file.mark_due()
 
 
 def now() -> str:
@@ -110,8 +107,10 @@ def export(models: list[str]) -> tuple[str, ...]:
             "chartbuild builds in threads and renders in worker processes of its own: "
             "run doit without `-P process` (`-n N` sets the number of threads)"
         )
+    global _manifest_due
     state_dir = conf.state_dir()
     lock.hold(state_dir, conf.lock_timeout())
+    _manifest_due = manifest_file.is_due()
     if lock.inherited_crash(state_dir):
         removed = remove_temporary([conf.output_dir(), state_dir], spare=["catalog.json"])
         if removed:
@@ -170,15 +169,9 @@ def _warn_uncaptured(models: list[str], using: str) -> None:
 
 def build(generator_name: str, name: str) -> None:
     """Build one chart or number; raise :class:`ChartError` if it fails."""
-    with _running_action():
-        _build(generator_name, name)
-
-
-def _build(generator_name: str, name: str) -> None:
     generator = catalog.cached().generator(generator_name)
     declaration = generator.get(name)
-    with _guard:
-        _built.add(generator_name)
+    _touch(generator_name)
     previous = outputs.read_record(generator_name, name)
     try:
         files, read = make(generator, declaration)
@@ -319,13 +312,15 @@ def nothing_built(generator: str) -> bool:
 
 def dashboard(generator_name: str) -> None:
     """Write the pages of the generator's charts built in this run, and its dashboard."""
-    with _running_action():
-        try:
-            pages.write(catalog.cached().generator(generator_name), _made_in(generator_name))
-        except OSError as exc:
-            raise outputs.output_error(exc) from exc
-        with _guard:
-            _written.add(generator_name)
+    try:
+        pages.write(catalog.cached().generator(generator_name), _made_in(generator_name))
+    except OSError as exc:
+        raise outputs.output_error(exc) from exc
+    with _guard:
+        first = not (_built or _written - {MANIFEST})
+        _written.add(generator_name)
+    if first:
+        manifest_file.mark_due()
 
 
 def clean_extras(dryrun: bool) -> None:
@@ -349,19 +344,26 @@ def touched() -> set[str]:
 
 
 def nothing_touched() -> bool:
-    """doit ``uptodate`` of the manifest: nothing it lists was written this build."""
-    return not touched()
+    """doit ``uptodate`` of the manifest: nothing it lists was written this build, nor by
+    an earlier one that ended before it wrote the manifest."""
+    return not touched() and not _manifest_due
 
 
 def manifest() -> None:
-    """Write ``manifest.json``: the entries of the generators touched in this run."""
-    with _running_action():
-        try:
-            manifest_file.write(catalog.cached(), touched())
-        except OSError as exc:
-            raise outputs.output_error(exc) from exc
-        with _guard:
-            _written.add(MANIFEST)
+    """Write ``manifest.json``: the entries of the generators touched in this run (every
+    entry after a build that ended before it wrote the manifest)."""
+    try:
+        _write_manifest()
+    except OSError as exc:
+        raise outputs.output_error(exc) from exc
+    with _guard:
+        _written.add(MANIFEST)
+
+
+def _write_manifest() -> None:
+    manifest_file.write(catalog.cached(), None if _manifest_due else touched())
+    if not interrupts.requested():  # else a chart may be writing its record still
+        manifest_file.clear_due()
 
 
 def write_assets() -> None:
@@ -374,14 +376,15 @@ def write_assets() -> None:
 def finish() -> None:
     """Write what a failed chart kept its task from writing: dashboards, the manifest.
 
-    Does nothing while an action of this run is still running: the last call, made
-    when every worker thread has ended, does it.
+    doit runs this teardown in each of its worker threads as soon as the thread has
+    nothing left to start, while others may still work; then once more in the thread that
+    runs the build, when they are done. Only that last call writes.
     """
+    if isinstance(threading.current_thread(), MThreadRunner.DaemonThread):
+        return
     with _guard:
-        if _running:
-            return
         missing = sorted(_built - _written)
-        manifest_due = bool(_built) and MANIFEST not in _written
+        manifest_due = (bool(_built) or _manifest_due) and MANIFEST not in _written
     if not (missing or manifest_due):
         return
     cat = catalog.cached()
@@ -392,6 +395,6 @@ def finish() -> None:
             logger.error("cannot write the dashboard of %s: %s", name, exc)
     if manifest_due:
         try:
-            manifest_file.write(cat, touched())
+            _write_manifest()
         except OSError as exc:
             logger.error("cannot write the manifest: %s", exc)

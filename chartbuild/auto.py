@@ -45,10 +45,9 @@ class Auto(DoitCmdBase):  # type: ignore[misc]
             runner,
             wakeup,
         )
-        from chartbuild.watcher import Waker, Watcher
+        from chartbuild.watcher import StopWatching, Waker, Watcher
 
         reconnect.watch()
-        watching: list[Watcher] = []
 
         def say(text: str) -> None:
             self.outstream.write(text + "\n")
@@ -60,9 +59,8 @@ class Auto(DoitCmdBase):  # type: ignore[misc]
             if leadership is not None:
                 try:
                     leadership.confirm()
-                except leader.LeadershipLost:
-                    watching[-1].stop()  # back to standby
-                    raise
+                except leader.LeadershipLost as exc:
+                    raise StopWatching(str(exc)) from exc  # back to standby
             replaced = reconnect.refresh()
             return runner.build(
                 tasks, loader=DodoTaskLoader(), loader_args=["-f", str(dodo)], reset=bool(replaced)
@@ -96,7 +94,6 @@ class Auto(DoitCmdBase):  # type: ignore[misc]
                 on_source_change=reload,
                 export=lambda: build(["export"]),
             )
-            watching.append(watcher)
             heard = " and ".join(
                 {"signal": "the hook", "notify": "NOTIFY"}.get(name, name) for name in wakers
             )

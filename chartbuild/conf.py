@@ -216,3 +216,13 @@ def leader_retry() -> float:
     Default 2: a lost leader is replaced within about that.
     """
     return float(getattr(settings, "CHARTBUILD_LEADER_RETRY", 2))
+
+
+def leader_key() -> str:
+    """What tells this project's builders from another's on the same database:
+    ``CHARTBUILD_LEADER_KEY``, default ``""``.
+
+    Builders elect one leader per database; two projects that share one database set
+    different keys.
+    """
+    return str(getattr(settings, "CHARTBUILD_LEADER_KEY", ""))

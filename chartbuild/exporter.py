@@ -422,6 +422,9 @@ class Exporter:
 
         try:
             consumers.read({name: state.read for name, state in cursor.sources.items()})
+        except DatabaseError as exc:  # only `manage.py chartbuild status` reads it
+            logger.warning("cannot record what this export read: %s", exc)
+        try:
             self._prune(sources, cursor, floor)
         except DatabaseError as exc:  # the stamps are right; the next export prunes
             logger.warning("cannot delete settled change records now: %s", exc)

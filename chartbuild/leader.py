@@ -4,11 +4,13 @@ A site on several machines runs a long-lived builder (``doit auto``, ``gencharts
 two or more of them. With ``CHARTBUILD_LEADER = "postgres"`` (the default on
 PostgreSQL), one of them builds: the one that holds the session-level advisory lock
 ``pg_try_advisory_lock(key)`` on a connection of its own. The key is derived from the
-settings module and the database, so every host of one project contends for one lock.
-The others are standbys: they say who leads, once, and try again every
-``CHARTBUILD_LEADER_RETRY`` seconds. The lock lives as long as the leader's session, so a
-leader that is killed, or cut off from the database, is replaced within that interval;
-a leader that finds its session gone before a build takes the lock again, or steps down.
+database's name as the server knows it (and ``CHARTBUILD_LEADER_KEY``), so every machine
+of one project contends for one lock however it reaches the server. The others are
+standbys: they say who leads, once, and try again every ``CHARTBUILD_LEADER_RETRY``
+seconds. The lock lives as long as the leader's session: a leader that is killed is
+replaced within that interval; one whose machine or network fails, once the server's
+TCP keepalives (set on that session) have ended it, about 11 s later. A leader that finds
+its session gone before a build takes the lock again, or becomes a standby.
 
 The leader names itself in its session's ``application_name`` (since when, pid, host),
 which is what standbys report.
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import logging
 import os
 import socket
@@ -26,7 +27,6 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from django.conf import settings
 from django.db import connections
 
 from chartbuild import conf
@@ -41,15 +41,31 @@ class LeadershipLost(ChartbuildError):
     """This builder no longer holds the lead: another one builds now."""
 
 
-def key(using: str) -> int:
-    """The advisory lock key of this project (settings module) and database ``using``."""
-    s = connections[using].settings_dict
-    text = "|".join(
-        str(part)
-        for part in ("chartbuild", settings.SETTINGS_MODULE, s["NAME"], s["HOST"], s["PORT"])
-    )
-    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
+#: The leader's connection: libpq finds a dead server within about 10 s, the server a
+#: dead leader (host down, network cut) within about 11 s, which ends its session and so
+#: releases the lock. Options of the database's own ``OPTIONS`` take precedence.
+CLIENT_OPTIONS = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10000,
+}
+SERVER_KEEPALIVES = (
+    "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3"
+)
+
+
+def key(wrapper: Any) -> int:
+    """The advisory lock key of this database (as the server names it) and project
+    (``CHARTBUILD_LEADER_KEY``): the same on every machine, however it reaches the server."""
+    with wrapper.cursor() as cursor:
+        cursor.execute(
+            "SELECT hashtextextended('chartbuild:' || current_database() || ':' || %s, 0)",
+            [conf.leader_key()],
+        )
+        return int(cursor.fetchone()[0])
 
 
 def for_builder(
@@ -72,7 +88,7 @@ class Leadership:
         self.using = using
         self.retry = retry
         self.say = say or (lambda text: logger.warning("%s", text))
-        self.key = key(using)
+        self.key = 0  # known once connected
         self.since: dt.datetime | None = None
         self._connection: Any = None
         self._said = ""
@@ -103,11 +119,21 @@ class Leadership:
             self.since = None
         return held
 
+    def _connect(self) -> Any:
+        if self._connection is None:
+            wrapper = connections.create_connection(self.using)
+            options = {**CLIENT_OPTIONS, **wrapper.settings_dict.get("OPTIONS", {})}
+            wrapper.settings_dict = {**wrapper.settings_dict, "OPTIONS": options}
+            wrapper.ensure_connection()
+            self._connection = wrapper
+            with wrapper.cursor() as cursor:
+                cursor.execute(SERVER_KEEPALIVES)
+            self.key = key(wrapper)
+        return self._connection
+
     def _take(self) -> bool:
         try:
-            if self._connection is None:
-                self._connection = connections.create_connection(self.using)
-                self._connection.ensure_connection()
+            self._connect()
             with self._connection.cursor() as cursor:
                 cursor.execute("SELECT pg_try_advisory_lock(%s)", [self.key])
                 (taken,) = cursor.fetchone()
@@ -118,7 +144,10 @@ class Leadership:
                     )
         except Exception as exc:
             self._disconnect()
-            self._once(f"cannot reach database {self.using!r} to elect a builder: {exc}")
+            self._once(
+                f"cannot reach database {self.using!r} to elect the builder ({_first_line(exc)});"
+                f" trying again every {self.retry:g} s"
+            )
             return False
         return bool(taken)
 
@@ -130,10 +159,7 @@ class Leadership:
     def leader(self) -> str:
         """Who leads, as the leader names itself ("nobody" if no builder holds the lock)."""
         try:
-            if self._connection is None:
-                self._connection = connections.create_connection(self.using)
-                self._connection.ensure_connection()
-            return describe(current(self._connection, self.key))
+            return describe(current(self._connect(), self.key))
         except Exception as exc:
             self._disconnect()
             return f"unknown ({exc})"
@@ -180,6 +206,11 @@ class Leadership:
         if self._take():
             self._once(f"leading again: this builder builds ({self.name()})")
             return
+        if self._connection is None:
+            raise LeadershipLost(
+                f"this builder lost its session with database {self.using!r}, and the lead"
+                " with it: it builds again once it leads again"
+            )
         raise LeadershipLost(f"this builder lost the lead: {self.leader()} builds now")
 
 
@@ -214,3 +245,8 @@ def _halves(lock_key: int) -> list[int]:
     """A bigint advisory key as ``pg_locks`` shows it: ``classid`` (high), ``objid`` (low)."""
     unsigned = lock_key & 0xFFFFFFFFFFFFFFFF
     return [unsigned >> 32, unsigned & 0xFFFFFFFF]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

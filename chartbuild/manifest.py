@@ -6,8 +6,10 @@ only when its content changed: a build that rebuilt nothing leaves it untouched.
 What an entry says of its last build (when, what it read, its outputs, its error) comes
 from the chart's record. A build that touched a few generators reads only their records:
 the entries of the others are taken from the manifest as it was, which every build that
-wrote a record has brought up to date (a build that cannot write the manifest removes it,
-so the next one reads every record).
+wrote a record has brought up to date. A build that writes a record first marks the
+manifest due (``<state>/manifest.due``) and clears the mark once it has written it: a
+build that ended in between (killed, interrupted) leaves the mark, and the next build
+writes the manifest from every record. A build that cannot write the manifest removes it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Collection
+from pathlib import Path
 from typing import Any
 
 from chartbuild import catalog, conf, outputs
@@ -103,3 +106,24 @@ def write(cat: catalog.Catalog, touched: Collection[str] | None = None) -> bool:
         with contextlib.suppress(OSError):  # an old manifest must not pass for a current one
             path.unlink(missing_ok=True)
         raise
+
+
+def _due_path() -> Path:
+    return conf.state_dir() / "manifest.due"
+
+
+def mark_due() -> None:
+    """Note that records are being written and the manifest is to be written after them."""
+    path = _due_path()
+    with contextlib.suppress(OSError):  # the record written next says what is wrong
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+
+
+def is_due() -> bool:
+    """Whether a build wrote records and ended before it wrote the manifest."""
+    return _due_path().exists()
+
+
+def clear_due() -> None:
+    _due_path().unlink(missing_ok=True)

@@ -124,11 +124,11 @@ def build(
     """
     from chartbuild import exporter, tasks
 
-    tasks.reset()
     reporter = SummaryReporter()
     started = time.perf_counter()
     wait = conf.lock_timeout() if timeout is None else timeout
     with lock.held(conf.state_dir(), wait):
+        tasks.reset()  # under the lock: another thread's build may be running until then
         if reset:
             exporter.forget(conf.state_dir())
         main = DoitMain(loader or default_loader())

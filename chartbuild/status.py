@@ -5,8 +5,8 @@ status``):
 
 - the leader: the builder holding the advisory lock (:mod:`chartbuild.leader`), or the
   build lock of this machine's state directory when builders do not elect one;
-- the last export: the newest ``seen`` of the exporters of this database
-  (:class:`~chartbuild.models.Consumer`);
+- the last export that read new changes: the newest ``seen`` of the exporters of this
+  database (:class:`~chartbuild.models.Consumer`);
 - the lag: how long the oldest committed change above the newest record any export has
   read has been waiting (zero when nothing waits). It grows while no builder runs.
 """
@@ -46,10 +46,12 @@ class Status:
         else:
             leading = f"builds: one at a time per state directory; here: {self.leader}"
         if self.last_export is None:
-            exported = "last export: never"
-        else:
-            ago = (self.now - self.last_export).total_seconds()
-            exported = f"last export: {_iso(self.last_export)} ({ago:.0f} s ago) by {self.exporter}"
+            return [leading, "last export: none yet", "lag: unknown (no build has exported yet)"]
+        ago = (self.now - self.last_export).total_seconds()
+        exported = (
+            f"last export that read new changes: {_iso(self.last_export)} ({ago:.0f} s ago)"
+            f" by {self.exporter}"
+        )
         if self.oldest_waiting is None:
             waiting = "lag: 0 s (no committed change waits to be built)"
         else:
@@ -71,7 +73,8 @@ def current(using: str | None = None) -> Status:
     mode = conf.leader(using)
     now = timezone.now()
     if mode == "postgres" and connections[using].vendor == "postgresql":
-        who = leader.describe(leader.current(connections[using], leader.key(using)))
+        wrapper = connections[using]
+        who = leader.describe(leader.current(wrapper, leader.key(wrapper)))
         who = "nobody (no long-lived builder runs)" if who == "nobody" else who
     else:
         mode = "file"

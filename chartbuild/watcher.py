@@ -45,6 +45,11 @@ from chartbuild.runner import BuildResult
 logger = logging.getLogger(__name__)
 
 
+class StopWatching(Exception):
+    """Raised by a build function to end the watch (it is said, and :meth:`Watcher.run`
+    returns): the builder is no longer the one that builds, say."""
+
+
 class Waker(Protocol):
     """Something that wakes the watcher: it calls ``on_wake`` from a thread of its own."""
 
@@ -158,6 +163,8 @@ class Watcher:
                     self.on_source_change(changed)
                 started = time.monotonic()
                 self._build_and_report(reasons)
+        except StopWatching as exc:
+            self._say(str(exc))
         finally:
             for waker in self.wakers.values():
                 waker.close()
@@ -187,6 +194,8 @@ class Watcher:
                     return
             self._last_build = time.monotonic()
             result = self.build()
+        except StopWatching:
+            raise
         except ChartbuildError as exc:
             self._not_running(stamp, why, str(exc))
             return

@@ -90,17 +90,24 @@ def test_a_generator_that_exits_at_import_fails_its_task_with_a_message(tmp_path
     assert "cannot be imported" in error and "a generator that leaves at import" in error
 
 
-def test_the_teardown_waits_for_the_actions_still_running(monkeypatch):
-    """doit's worker threads run the teardown as soon as they have nothing left to do."""
+def test_the_teardown_writes_only_once_every_worker_thread_is_done(monkeypatch):
+    """doit's worker threads run the teardown as soon as they have nothing left to start."""
+    import threading
+
+    from doit.runner import MThreadRunner
+
     written = []
     monkeypatch.setattr(actions.manifest_file, "write", lambda cat, touched: written.append(1))
+    monkeypatch.setattr(actions.manifest_file, "clear_due", lambda: None)
     monkeypatch.setattr(actions.catalog, "cached", lambda: None)
     actions.reset()
     actions._built.add("users")
     actions._written.add("users")
-    with actions._running_action():  # the manifest task, say, in another thread
-        actions.finish()
-        assert written == []
+    worker = MThreadRunner.DaemonThread(target=actions.finish)
+    worker.start()
+    worker.join()
+    assert written == []
+    assert threading.current_thread() is not worker
     actions.finish()  # doit's last call, once every thread has ended
     assert written == [1]
     actions.reset()

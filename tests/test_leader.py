@@ -7,7 +7,7 @@ import time
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connection
+from django.db import connection, connections
 from django.test import override_settings
 
 from chartbuild import leader
@@ -79,7 +79,8 @@ def test_a_leader_whose_session_ended_takes_the_lead_again(postgres):
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND application_name LIKE 'chartbuild leader%'"
+            " WHERE datname = current_database() AND application_name = %s",
+            [lead.name()],
         )
     assert not lead.holds()
     lead.confirm()  # nobody else leads: it takes the lead again
@@ -93,11 +94,28 @@ def test_a_leader_whose_session_ended_takes_the_lead_again(postgres):
     other.release()
 
 
-def test_the_lock_key_is_the_projects_and_the_databases(postgres):
-    first = leader.key("default")
-    assert first == leader.key("default")
-    with override_settings(SETTINGS_MODULE="another.project.settings"):
-        assert leader.key("default") != first
+def test_the_lock_key_is_the_databases_as_the_server_names_it_and_the_projects(postgres):
+    first = leader.key(connection)
+    other = connections.create_connection("default")
+    try:
+        assert leader.key(other) == first  # another connection, as another machine's
+    finally:
+        other.close()
+    with override_settings(CHARTBUILD_LEADER_KEY="another project"):
+        assert leader.key(connection) != first
+
+
+@pytest.mark.parametrize("lock_key", [-1, -(2**63), 2**63 - 1, 1])
+def test_any_key_is_found_in_pg_locks(postgres, lock_key):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [lock_key])
+    try:
+        session = leader.current(connection, lock_key)
+        assert session is not None and session["pid"]
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [lock_key])
+    assert leader.current(connection, lock_key) is None
 
 
 def test_the_leader_settings_are_checked(settings):

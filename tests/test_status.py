@@ -27,7 +27,7 @@ def lag(text: str) -> int:
 def test_the_lag_grows_while_no_builder_runs_and_a_build_ends_it(build, settings):
     settings.CHARTBUILD_STATE_DIR = str(build.state)
     before = status()
-    assert "last export: " in before and "s ago) by " in before
+    assert "last export that read new changes: " in before and "s ago) by " in before
     assert lag(before) == 0 and "no committed change waits" in before
     User.objects.create(username="waiting")
     time.sleep(1.1)
@@ -36,6 +36,12 @@ def test_the_lag_grows_while_no_builder_runs_and_a_build_ends_it(build, settings
     assert lag(status()) > first >= 1
     assert build.run().returncode == 0
     assert lag(status()) == 0
+
+
+def test_before_any_export_the_lag_is_unknown(settings, tmp_path):
+    settings.CHARTBUILD_STATE_DIR = str(tmp_path)
+    text = status()
+    assert "last export: none yet" in text and "lag: unknown (no build has exported yet)" in text
 
 
 def test_without_an_elected_leader_it_reports_the_state_directorys_build(build, settings):

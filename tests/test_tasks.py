@@ -293,3 +293,19 @@ def test_the_json_report_keeps_each_tasks_time(build):
     User.objects.create(username="late")
     result = build.run()
     assert all(result.task(name)["elapsed"] > 0 for name in USERS)
+
+
+def test_a_build_that_ended_before_its_manifest_leaves_it_due_for_the_next(build):
+    assert not (build.state / "manifest.due").exists()  # a build that wrote it clears it
+    # what a build killed between a chart's record and the manifest leaves behind
+    record = build.state / "records" / "users" / "total_users.json"
+    data = json.loads(record.read_text())
+    data["built_at"] = "2030-01-01T00:00:00+00:00"
+    record.write_text(json.dumps(data))
+    (build.state / "manifest.due").touch()
+    result = build.run()
+    assert result.returncode == 0 and not result.charts
+    entries = {e["task"]: e for e in build.manifest()}
+    assert entries["users.total_users"]["built_at"] == "2030-01-01T00:00:00+00:00"
+    assert not (build.state / "manifest.due").exists()
+    assert "manifest" not in build.run().executed  # and then it is up to date again

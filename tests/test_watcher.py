@@ -6,7 +6,7 @@ import time
 
 from chartbuild import wakeup
 from chartbuild.runner import BuildResult
-from chartbuild.watcher import Watcher
+from chartbuild.watcher import StopWatching, Watcher
 
 
 class Builds:
@@ -155,3 +155,21 @@ def test_a_build_that_cannot_run_is_reported_once_then_its_recovery(tmp_path):
     text = out.getvalue()
     assert text.count("server closed") == 1
     assert "builds again: auth.user -> rebuilt users.total" in text
+
+
+def test_a_build_that_says_stop_ends_the_watch_with_its_reason():
+    calls = []
+
+    def build() -> BuildResult:
+        calls.append(1)
+        if len(calls) == 2:
+            raise StopWatching("this builder lost the lead: builder pid 7 on b builds now")
+        return BuildResult(code=0)
+
+    out = io.StringIO()
+    watcher = Watcher(build, sources=list, wakers={}, poll_interval=0.05, out=out)
+    assert watcher.run() == 0  # returns by itself, on the second build
+    assert len(calls) == 2
+    assert out.getvalue().splitlines()[-1] == (
+        "this builder lost the lead: builder pid 7 on b builds now"
+    )
