@@ -127,17 +127,30 @@ def _settings_errors() -> list[CheckMessage]:
                 id="chartbuild.E016",
             )
         )
-    interval = getattr(settings, "CHARTBUILD_LIVE_INTERVAL", 1)
-    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
-        errors.append(
-            Error(
-                f"CHARTBUILD_LIVE_INTERVAL must be a positive number of seconds, not {interval!r}",
-                hint="Open pages look for a new build this often; 1 is the default.",
-                id="chartbuild.E017",
-            )
+    errors.extend(
+        _seconds(
+            "CHARTBUILD_LIVE_INTERVAL",
+            1,
+            "Open pages look for a new build this often; 1 is the default.",
+            "chartbuild.E017",
         )
+    )
     errors.extend(_leader())
     return errors
+
+
+def _seconds(name: str, default: float, hint: str, check_id: str) -> list[CheckMessage]:
+    """An error if setting ``name`` is set, and not a positive number of seconds."""
+    value = getattr(settings, name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return [
+            Error(
+                f"{name} must be a positive number of seconds, not {value!r}",
+                hint=hint,
+                id=check_id,
+            )
+        ]
+    return []
 
 
 def _leader() -> list[CheckMessage]:
@@ -164,15 +177,14 @@ def _leader() -> list[CheckMessage]:
                 id="chartbuild.E018",
             )
         )
-    retry = getattr(settings, "CHARTBUILD_LEADER_RETRY", 2)
-    if isinstance(retry, bool) or not isinstance(retry, int | float) or retry <= 0:
-        errors.append(
-            Error(
-                f"CHARTBUILD_LEADER_RETRY must be a positive number of seconds, not {retry!r}",
-                hint="Standby builders try to lead this often; 2 is the default.",
-                id="chartbuild.E019",
-            )
+    errors.extend(
+        _seconds(
+            "CHARTBUILD_LEADER_RETRY",
+            2,
+            "Standby builders try to lead this often; 2 is the default.",
+            "chartbuild.E019",
         )
+    )
     return errors
 
 

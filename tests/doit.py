@@ -171,3 +171,13 @@ class Auto:
         self.process.send_signal(signal.SIGTERM)
         self.process.wait(10)
         return time.monotonic() - started
+
+
+def wait_until(condition, timeout: float) -> float:
+    """Seconds until ``condition()`` holds; an AssertionError after ``timeout`` seconds."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"not within {timeout} s")
+        time.sleep(0.01)
+    return time.monotonic() - started

@@ -14,7 +14,7 @@ from django.db import connection
 
 from chartbuild import wakeup
 from demo.shop.models import Product
-from tests.doit import Auto, Build, database_url
+from tests.doit import Auto, Build, database_url, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,15 +44,6 @@ def auto(request, settings, tmp_path):
 
 def users(build: Build) -> int:
     return json.loads((build.out / "users" / "total_users.json").read_text())["value"]
-
-
-def wait_until(condition, timeout: float) -> float:
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"not within {timeout} s")
-        time.sleep(0.01)
-    return time.monotonic() - started
 
 
 def building(build: Build) -> bool:

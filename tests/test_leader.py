@@ -12,7 +12,7 @@ from django.test import override_settings
 
 from chartbuild import leader
 from demo.shop.models import Product
-from tests.doit import REPO, Auto, Build
+from tests.doit import REPO, Auto, Build, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,15 +22,6 @@ def users(build: Build) -> int | None:
         return json.loads((build.out / "users" / "total_users.json").read_text())["value"]
     except FileNotFoundError:
         return None
-
-
-def wait_until(condition, timeout: float) -> float:
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"not within {timeout} s")
-        time.sleep(0.05)
-    return time.monotonic() - started
 
 
 def host(tmp_path, name: str) -> Build:
