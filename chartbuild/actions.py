@@ -46,6 +46,7 @@ from chartbuild import (
     pages,
     reads,
     render,
+    storage,
     tables,
 )
 from chartbuild import manifest as manifest_file
@@ -110,7 +111,7 @@ def export(models: list[str]) -> tuple[str, ...]:
     global _manifest_due
     state_dir = conf.state_dir()
     lock.hold(state_dir, conf.lock_timeout())
-    _manifest_due = manifest_file.is_due()
+    _manifest_due = manifest_file.is_due() or storage.pending()
     if lock.inherited_crash(state_dir):
         removed = remove_temporary([conf.output_dir(), state_dir], spare=["catalog.json"])
         if removed:
@@ -361,7 +362,10 @@ def manifest() -> None:
 
 
 def _write_manifest() -> None:
-    manifest_file.write(catalog.cached(), None if _manifest_due else touched())
+    written = None if _manifest_due else touched()
+    manifest_file.write(catalog.cached(), written)
+    if storage.configured():
+        storage.publish(written)
     if not interrupts.requested():  # else a chart may be writing its record still
         manifest_file.clear_due()
 
@@ -396,5 +400,5 @@ def finish() -> None:
     if manifest_due:
         try:
             _write_manifest()
-        except OSError as exc:
+        except (OSError, ChartbuildError) as exc:
             logger.error("cannot write the manifest: %s", exc)

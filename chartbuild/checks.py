@@ -21,6 +21,7 @@
 | chartbuild.E017 | ``CHARTBUILD_LIVE_INTERVAL`` is not a positive number of seconds |
 | chartbuild.E018 | ``CHARTBUILD_LEADER`` is not a mode, or ``"postgres"`` on another database |
 | chartbuild.E019 | ``CHARTBUILD_LEADER_RETRY`` is not a positive number of seconds |
+| chartbuild.E020 | ``STORAGES["chartbuild"]`` cannot be loaded, or does not overwrite files |
 | chartbuild.W001 | with the ``"build"`` hook, a model a chart reads is not tracked by mqueue |
 | chartbuild.W002 | the database has no capture triggers: other programs' writes are not seen |
 | chartbuild.W003 | a model mqueue tracks has no admin change page |
@@ -45,7 +46,7 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import DatabaseError, connections, models
 from django.urls import NoReverseMatch, reverse
 
-from chartbuild import catalog, conf, outputs, permissions, reads, receivers
+from chartbuild import catalog, conf, outputs, permissions, reads, receivers, storage
 from chartbuild.registry import model_label, resolve_model
 
 TRACKED_OPERATIONS = {"c", "u", "d"}
@@ -136,7 +137,29 @@ def _settings_errors() -> list[CheckMessage]:
         )
     )
     errors.extend(_leader())
+    errors.extend(_storage())
     return errors
+
+
+def _storage() -> list[CheckMessage]:
+    """E020: the storage the outputs are published to."""
+    if not storage.configured():
+        return []
+    try:
+        store = storage.get()
+    except Exception as exc:  # its backend or options: Django says which
+        problem = f"{type(exc).__name__}: {exc}"
+    else:
+        if getattr(store, "file_overwrite", True):
+            return []
+        problem = "file_overwrite is False: manifest.json could not be replaced"
+    return [
+        Error(
+            f"{storage.describe()} cannot be used to publish the outputs: {problem}",
+            hint="Fix its BACKEND and OPTIONS, or remove it to serve the output directory.",
+            id="chartbuild.E020",
+        )
+    ]
 
 
 def _seconds(name: str, default: float, hint: str, check_id: str) -> list[CheckMessage]:

@@ -3,18 +3,24 @@
 Plain functions of a user and the catalog (no requests, no responses): which generators,
 charts and numbers a user may see, where their files are, and the state of a
 generator's charts that its live pages poll.
+
+What a build made is read from the output directory and the build's records, or, with
+``STORAGES["chartbuild"]``, from the manifest and files published there
+(:mod:`chartbuild.storage`): a web process on another host needs neither.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chartbuild import catalog, conf, outputs, permissions
+from chartbuild import catalog, conf, outputs, permissions, storage
 from chartbuild import manifest as manifest_file
 from chartbuild.registry import Declaration
 
@@ -26,12 +32,29 @@ EXTRA_CSV = re.compile(r"[2-9]\.csv|[1-9][0-9]+\.csv", re.ASCII)
 
 
 @dataclass(frozen=True)
+class Output:
+    """One output file: in the output directory (``path``) or in the storage (``stored``)."""
+
+    name: str
+    path: Path | None = None
+    stored: str | None = None
+
+    def read(self) -> bytes:
+        if self.path is not None:
+            return self.path.read_bytes()
+        with storage.get().open(str(self.stored), "rb") as handle:
+            return bytes(handle.read())
+
+
+@dataclass(frozen=True)
 class Item:
     """A chart or number as the site shows it."""
 
     generator: catalog.Generator
     declaration: Declaration
     record: outputs.Record
+    #: Its files in ``STORAGES["chartbuild"]`` by output path (None: the output directory).
+    objects: Mapping[str, str] | None = None
 
     @property
     def name(self) -> str:
@@ -57,7 +80,7 @@ class Item:
     def main_extension(self) -> str:
         return "json" if self.kind == "number" else "vl.json"
 
-    def file(self, extension: str) -> Path | None:
+    def file(self, extension: str) -> Output | None:
         """The output file with ``extension`` if this item has one and it exists."""
         if self.kind == "number":
             allowed = extension in NUMBER_FILES
@@ -69,26 +92,33 @@ class Item:
             allowed = extension in CHART_FILES
         if not allowed:
             return None
-        path = conf.output_dir() / self.generator.name / f"{self.name}.{extension}"
-        return path if path.is_file() else None
+        name = f"{self.generator.name}/{self.name}.{extension}"
+        if self.objects is not None:
+            stored = self.objects.get(name)
+            return Output(name, stored=stored) if stored else None
+        path = conf.output_dir() / name
+        return Output(name, path=path) if path.is_file() else None
 
     def version(self) -> str:
         """Changes whenever the item is built again, or fails to be."""
-        path = self.file(self.main_extension)
+        found = self.file(self.main_extension)
         seen = ""
-        if path is not None:
-            stat = path.stat()
-            seen = f"{stat.st_mtime_ns}-{stat.st_size}"
+        if found is not None and found.path is not None:
+            with contextlib.suppress(OSError):
+                stat = found.path.stat()
+                seen = f"{stat.st_mtime_ns}-{stat.st_size}"
+        elif found is not None:
+            seen = str(found.stored)  # named by its content
         mark = f"{seen}|{self.record.built_at}|{self.record.failed_at}"
         return hashlib.sha256(mark.encode()).hexdigest()[:16]
 
     def number(self) -> dict[str, Any] | None:
         """A number's value, label and unit as built (``None`` before its first build)."""
-        path = self.file("json")
-        if path is None:
+        found = self.file("json")
+        if found is None:
             return None
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(found.read())
         except (OSError, ValueError):
             return None
         return data if isinstance(data, dict) else None
@@ -114,12 +144,24 @@ def generator(name: str) -> catalog.Generator | None:
     return None if found.error else found
 
 
+def _built(gen: catalog.Generator, declaration: Declaration, stored: Any) -> Item:
+    """``declaration`` with what its last build made (``stored``: the stored entries)."""
+    if stored is None:
+        return Item(gen, declaration, outputs.read_record(gen.name, declaration.name))
+    entry = stored.get(f"{gen.name}.{declaration.name}")
+    objects = entry.get("objects") if entry is not None else None
+    return Item(gen, declaration, storage.record(entry), objects or {})
+
+
+def _stored() -> dict[str, dict[str, Any]] | None:
+    return storage.entries() if storage.configured() else None
+
+
 def items(user: Any, gen: catalog.Generator) -> list[Item]:
     """The charts and numbers of ``gen`` that ``user`` may see, numbers first."""
+    stored = _stored()
     found = [
-        Item(gen, d, outputs.read_record(gen.name, d.name))
-        for d in gen.declarations
-        if permissions.may_see(user, gen, d.name)
+        _built(gen, d, stored) for d in gen.declarations if permissions.may_see(user, gen, d.name)
     ]
     return sorted(found, key=lambda item: item.kind != "number")
 
@@ -128,7 +170,7 @@ def item(gen: catalog.Generator, name: str) -> Item | None:
     """Chart or number ``name`` of ``gen``, or ``None`` if it declares none."""
     for declaration in gen.declarations:
         if declaration.name == name:
-            return Item(gen, declaration, outputs.read_record(gen.name, name))
+            return _built(gen, declaration, _stored())
     return None
 
 
@@ -163,9 +205,13 @@ def manifest(user: Any) -> list[dict[str, Any]]:
     For staff, as the build wrote them; for others without the models, the reads and the
     error message (a failed build shows as ``failed_at``).
     """
-    cat = catalog.cached()
     visible = {entry.task for _, found in generators(user) for entry in found}
-    entries = [e for e in manifest_file.entries(cat) if e["task"] in visible]
+    stored = _stored()
+    if stored is not None:
+        listed = [{k: v for k, v in e.items() if k != "objects"} for e in stored.values()]
+    else:
+        listed = manifest_file.entries(catalog.cached())
+    entries = [e for e in listed if e["task"] in visible]
     if not (user.is_active and user.is_staff):
         entries = [{k: v for k, v in e.items() if k not in STAFF_ONLY} for e in entries]
     return entries

@@ -6,7 +6,8 @@ signed-in users without permission get 403. Files are read from the build output
 by the names the catalog declares (nothing else of the output directory, let alone
 outside it, can be reached); they carry an ``ETag`` and ``Last-Modified`` and answer
 conditional requests with 304, or are handed to the web server with
-``CHARTBUILD_SENDFILE``.
+``CHARTBUILD_SENDFILE``. With ``STORAGES["chartbuild"]`` they are read from that storage
+instead, or the browser is sent to the storage's signed URL (see :mod:`chartbuild.storage`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from django.http import (
     HttpRequest,
     HttpResponse,
     HttpResponseBase,
+    HttpResponseRedirect,
 )
 from django.shortcuts import render
 from django.urls import reverse
@@ -33,7 +35,7 @@ from django.utils.cache import get_conditional_response, patch_cache_control
 from django.utils.http import http_date, quote_etag
 from django.views.decorators.http import require_safe
 
-from chartbuild import assets, conf, outputs, site
+from chartbuild import assets, conf, outputs, site, storage
 
 CONTENT_TYPES = {
     "vl.json": "application/json",
@@ -137,9 +139,9 @@ def item(request: HttpRequest, generator: str, name: str) -> HttpResponse:
         "live_interval": conf.live_interval(),
     }
     if entry.kind == "chart":
-        path = entry.file("vl.json")
+        found = entry.file("vl.json")
         try:
-            spec = json.loads(path.read_text()) if path else {}
+            spec = json.loads(found.read()) if found else {}
         except (OSError, ValueError):
             spec = {}
         context["tables"] = data_tables(spec, entry)
@@ -150,12 +152,15 @@ def item(request: HttpRequest, generator: str, name: str) -> HttpResponse:
 def output(request: HttpRequest, generator: str, name: str, extension: str) -> HttpResponseBase:
     """A file of a chart (``.vl.json``, ``.svg``, ``.png``, ``.csv``) or number (``.json``)."""
     entry = _item(request, generator, name)
-    path = entry.file(extension)
-    if path is None:
+    found = entry.file(extension)
+    if found is None:
         if extension == entry.main_extension:
             raise Http404(f"{entry.task} has not been built yet: run doit")
         raise Http404(f"{entry.kind} {entry.task} has no .{extension} file")
-    return serve(request, path, CONTENT_TYPES[extension.rsplit(".", 1)[-1]])
+    content_type = CONTENT_TYPES[extension.rsplit(".", 1)[-1]]
+    if found.path is None:
+        return serve_stored(request, str(found.stored), content_type)
+    return serve(request, found.path, content_type)
 
 
 @require_safe
@@ -165,6 +170,9 @@ def asset(request: HttpRequest, filename: str) -> HttpResponseBase:
         path = assets.PACKAGE_STATIC / filename
     elif filename == "vega.js":
         path = conf.output_dir() / outputs.STATIC / filename
+        stored = storage.asset(f"{outputs.STATIC}/{filename}") if storage.configured() else None
+        if stored is not None:
+            return serve_stored(request, stored, CONTENT_TYPES["js"], public=True)
         if not path.is_file():
             raise Http404("vega.js has not been built yet: run doit")
     else:
@@ -233,6 +241,34 @@ def serve(
             response = FileResponse(stream, content_type=content_type)
     response["ETag"] = etag
     response["Last-Modified"] = http_date(last_modified)
+    if public:
+        patch_cache_control(response, public=True, no_cache=True)
+    else:
+        patch_cache_control(response, private=True, no_cache=True)
+    return response
+
+
+def serve_stored(
+    request: HttpRequest, name: str, content_type: str, *, public: bool = False
+) -> HttpResponseBase:
+    """File ``name`` of ``STORAGES["chartbuild"]``: streamed, or a redirect to its signed URL.
+
+    Its name carries a digest of its content (see :mod:`chartbuild.storage`): that is its
+    ``ETag``, and a file of that name never changes.
+    """
+    store = storage.get()
+    etag = quote_etag(name.rsplit("/", 1)[-1].split(".")[1])
+    response = get_conditional_response(request, etag=etag)
+    if response is None:
+        if storage.signs_urls(store):
+            response = HttpResponseRedirect(store.url(name))
+        else:
+            try:
+                stream = store.open(name, "rb")
+            except FileNotFoundError:
+                raise Http404(f"{name} is gone (a newer build replaced it): try again") from None
+            response = FileResponse(stream, content_type=content_type)
+    response["ETag"] = etag
     if public:
         patch_cache_control(response, public=True, no_cache=True)
     else:

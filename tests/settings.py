@@ -2,9 +2,13 @@
 
 - ``DATABASE_URL`` (from the demo settings) picks SQLite or PostgreSQL.
 - ``CHARTBUILD_TEST_GENERATORS``: comma-separated generator modules instead of the demo's.
+- ``CHARTBUILD_TEST_STORAGE``: ``STORAGES["chartbuild"]``, as JSON (outputs in a storage).
 """
 
+import json
 import os
+
+from django.conf import global_settings
 
 from demo.settings import *  # noqa: F403
 from demo.settings import BASE_DIR, DATABASES, TEMPLATES
@@ -23,6 +27,12 @@ else:
 
 if os.environ.get("CHARTBUILD_TEST_GENERATORS"):
     CHARTBUILD_GENERATORS = os.environ["CHARTBUILD_TEST_GENERATORS"].split(",")
+
+if os.environ.get("CHARTBUILD_TEST_STORAGE"):
+    STORAGES = {
+        **global_settings.STORAGES,
+        "chartbuild": json.loads(os.environ["CHARTBUILD_TEST_STORAGE"]),
+    }
 
 if os.environ.get("CHARTBUILD_TEST_TEMPLATES"):  # a project's own templates, first
     TEMPLATES[0]["DIRS"] = [os.environ["CHARTBUILD_TEST_TEMPLATES"]]
