@@ -41,6 +41,7 @@ from chartbuild import (
     catalog,
     conf,
     interrupts,
+    leader,
     lock,
     outputs,
     pages,
@@ -111,6 +112,7 @@ def export(models: list[str]) -> tuple[str, ...]:
     global _manifest_due
     state_dir = conf.state_dir()
     lock.hold(state_dir, conf.lock_timeout())
+    leader.hold_build(conf.lock_timeout())  # every machine's builds, one at a time
     _manifest_due = manifest_file.is_due() or storage.pending()
     if lock.inherited_crash(state_dir):
         removed = remove_temporary([conf.output_dir(), state_dir], spare=["catalog.json"])

@@ -14,6 +14,13 @@ its session gone before a build takes the lock again, or becomes a standby.
 
 The leader names itself in its session's ``application_name`` (since when, pid, host),
 which is what standbys report.
+
+Every build against the database, from any machine, also holds a second advisory lock
+while it runs (:func:`building`, :func:`hold_build`): the leader's builds, one-off ``doit``
+runs, ``manage.py gen`` and the ``"build"`` hook. So two builds never publish at once, and a
+one-off run waits for the build under way (up to ``CHARTBUILD_LOCK_TIMEOUT`` seconds; ``0``
+fails at once, naming the build it met), then builds. It is taken after the state
+directory's own lock, by every builder in that order.
 """
 
 from __future__ import annotations
@@ -24,17 +31,19 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from django.db import connections
+from django.db import DatabaseError, connections
 
 from chartbuild import conf
-from chartbuild.exceptions import ChartbuildError
+from chartbuild.exceptions import ChartbuildError, LockTimeout
 
 logger = logging.getLogger(__name__)
 
 NAME_PREFIX = "chartbuild leader"
+BUILD_PREFIX = "chartbuild build"
 
 
 class LeadershipLost(ChartbuildError):
@@ -57,15 +66,34 @@ SERVER_KEEPALIVES = (
 )
 
 
-def key(wrapper: Any) -> int:
+def key(wrapper: Any, purpose: str = "chartbuild") -> int:
     """The advisory lock key of this database (as the server names it) and project
-    (``CHARTBUILD_LEADER_KEY``): the same on every machine, however it reaches the server."""
+    (``CHARTBUILD_LEADER_KEY``): the same on every machine, however it reaches the server.
+
+    ``purpose``: ``"chartbuild"`` for the lead, ``"chartbuild-build"`` for the build lock.
+    """
     with wrapper.cursor() as cursor:
         cursor.execute(
-            "SELECT hashtextextended('chartbuild:' || current_database() || ':' || %s, 0)",
-            [conf.leader_key()],
+            "SELECT hashtextextended(%s || ':' || current_database() || ':' || %s, 0)",
+            [purpose, conf.leader_key()],
         )
         return int(cursor.fetchone()[0])
+
+
+def _session(using: str) -> Any:
+    """A connection of its own to ``using``, with keepalives: a lock held on it dies with
+    its holder's machine or network, not only with its process."""
+    wrapper = connections.create_connection(using)
+    options = {**CLIENT_OPTIONS, **wrapper.settings_dict.get("OPTIONS", {})}
+    wrapper.settings_dict = {**wrapper.settings_dict, "OPTIONS": options}
+    wrapper.ensure_connection()
+    with wrapper.cursor() as cursor:
+        cursor.execute(SERVER_KEEPALIVES)
+    return wrapper
+
+
+def _elects(using: str) -> bool:
+    return conf.leader(using) == "postgres" and connections[using].vendor == "postgresql"
 
 
 def for_builder(
@@ -74,7 +102,7 @@ def for_builder(
     """The :class:`Leadership` a long-lived builder must hold; None when the build lock of
     its state directory is enough (``CHARTBUILD_LEADER = "file"``)."""
     using = using or conf.database()
-    if conf.leader(using) != "postgres" or connections[using].vendor != "postgresql":
+    if not _elects(using):
         return None  # on another database, check E018 says what is wrong
     return Leadership(using, retry=conf.leader_retry(), say=say)
 
@@ -121,14 +149,8 @@ class Leadership:
 
     def _connect(self) -> Any:
         if self._connection is None:
-            wrapper = connections.create_connection(self.using)
-            options = {**CLIENT_OPTIONS, **wrapper.settings_dict.get("OPTIONS", {})}
-            wrapper.settings_dict = {**wrapper.settings_dict, "OPTIONS": options}
-            wrapper.ensure_connection()
-            self._connection = wrapper
-            with wrapper.cursor() as cursor:
-                cursor.execute(SERVER_KEEPALIVES)
-            self.key = key(wrapper)
+            self._connection = _session(self.using)
+            self.key = key(self._connection)
         return self._connection
 
     def _take(self) -> bool:
@@ -214,6 +236,90 @@ class Leadership:
         raise LeadershipLost(f"this builder lost the lead: {self.leader()} builds now")
 
 
+# -- the build lock ---------------------------------------------------------------------
+
+_build_guard = threading.Lock()
+#: The session holding the database's build lock for this process, if it holds it.
+_build_session: Any = None
+
+
+def hold_build(timeout: float, using: str | None = None) -> bool:
+    """Take the database's build lock for this process, unless it holds it already.
+
+    Returns whether it was taken now (False too when builders are not elected by
+    PostgreSQL: ``CHARTBUILD_LEADER = "file"``). Held until :func:`release_build`, or the
+    process's end. Raises :class:`~chartbuild.exceptions.LockTimeout` naming the build
+    under way if it runs longer than ``timeout`` seconds.
+    """
+    global _build_session
+    using = using or conf.database()
+    if not _elects(using):
+        return False
+    with _build_guard:
+        if _build_session is not None:
+            return False
+        try:
+            wrapper = _session(using)
+            lock_key = key(wrapper, "chartbuild-build")
+        except DatabaseError as exc:
+            raise ChartbuildError(
+                f"cannot reach database {using!r} to take its build lock: {_first_line(exc)}"
+            ) from exc
+        try:
+            _wait_for_build_lock(wrapper, lock_key, using, timeout)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                wrapper.close()
+            raise
+        _build_session = wrapper
+        return True
+
+
+def _wait_for_build_lock(wrapper: Any, lock_key: int, using: str, timeout: float) -> None:
+    since = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    name = f"{BUILD_PREFIX} {since} {os.getpid()} {socket.gethostname()}"[:63]
+    deadline = time.monotonic() + max(timeout, 0)
+    waited = False
+    with wrapper.cursor() as cursor:
+        while True:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [lock_key])
+            if cursor.fetchone()[0]:
+                cursor.execute("SELECT set_config('application_name', %s, false)", [name])
+                return
+            holder = describe(current(wrapper, lock_key))
+            if time.monotonic() >= deadline:
+                raise LockTimeout(
+                    f"another build ({holder}) against database {using!r} holds its build"
+                    f" lock; it has not finished within {timeout:g} s"
+                    " (CHARTBUILD_LOCK_TIMEOUT). Wait for it or stop it, then build again."
+                )
+            if not waited:
+                logger.warning("waiting for the build of %s to finish", holder)
+                waited = True
+            time.sleep(0.1)
+
+
+def release_build() -> None:
+    """Give the database's build lock back (closing its session releases it)."""
+    global _build_session
+    with _build_guard:
+        wrapper, _build_session = _build_session, None
+    if wrapper is not None:
+        with contextlib.suppress(Exception):
+            wrapper.close()
+
+
+@contextlib.contextmanager
+def building(timeout: float, using: str | None = None) -> Iterator[None]:
+    """Hold the database's build lock for one build (see :func:`hold_build`)."""
+    taken = hold_build(timeout, using)
+    try:
+        yield
+    finally:
+        if taken:
+            release_build()
+
+
 def current(wrapper: Any, lock_key: int) -> dict[str, Any] | None:
     """The session holding ``lock_key``: its ``application_name``, host address and pid."""
     with wrapper.cursor() as cursor:
@@ -235,7 +341,7 @@ def describe(session: dict[str, Any] | None) -> str:
     if session is None:
         return "nobody"
     parts = str(session["name"]).split(" ")
-    if str(session["name"]).startswith(NAME_PREFIX) and len(parts) >= 5:
+    if str(session["name"]).startswith((NAME_PREFIX, BUILD_PREFIX)) and len(parts) >= 5:
         since, pid, host = parts[2], parts[3], " ".join(parts[4:])
         return f"builder pid {pid} on {host} (since {since})"
     return f"session {session['pid']} from {session['address']}"

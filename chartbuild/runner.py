@@ -14,8 +14,9 @@ from typing import Any
 
 from doit.cmd_base import ModuleTaskLoader, TaskLoader2
 from doit.doit_cmd import DoitMain
+from doit.exceptions import UnmetDependency
 
-from chartbuild import conf, lock, progress
+from chartbuild import conf, leader, lock, progress
 from chartbuild.exceptions import BuildFailed
 
 
@@ -39,6 +40,8 @@ class SummaryReporter:
             self.executed.append(task.name)
 
     def add_failure(self, task: Any, exception: Any) -> None:
+        if isinstance(exception, UnmetDependency):
+            return  # a task waiting on a failed one (all of them, when the export fails)
         self.failures[task.name] = exception.get_msg()
 
     def add_success(self, task: Any) -> None:
@@ -127,7 +130,7 @@ def build(
     reporter = SummaryReporter()
     started = time.perf_counter()
     wait = conf.lock_timeout() if timeout is None else timeout
-    with lock.held(conf.state_dir(), wait):
+    with lock.held(conf.state_dir(), wait), leader.building(wait):
         tasks.reset()  # under the lock: another thread's build may be running until then
         if reset:
             exporter.forget(conf.state_dir())

@@ -3,8 +3,9 @@
 Read from the database alone, so any machine of a site can tell (``manage.py chartbuild
 status``):
 
-- the leader: the builder holding the advisory lock (:mod:`chartbuild.leader`), or the
-  build lock of this machine's state directory when builders do not elect one;
+- the leader: the builder holding the advisory lock (:mod:`chartbuild.leader`), and the
+  build under way on any machine; or the build lock of this machine's state directory
+  when builders do not elect one;
 - the last export that read new changes: the newest ``seen`` of the exporters of this
   database (:class:`~chartbuild.models.Consumer`);
 - the lag: how long the oldest committed change above the newest record any export has
@@ -32,6 +33,8 @@ class Status:
     exporter: str = ""
     last_export: dt.datetime | None = None
     oldest_waiting: dt.datetime | None = None
+    #: The build under way on any machine (``"postgres"`` mode), or "".
+    building: str = ""
 
     @property
     def lag(self) -> dt.timedelta:
@@ -42,7 +45,7 @@ class Status:
 
     def lines(self) -> list[str]:
         if self.mode == "postgres":
-            leading = f"leader: {self.leader}"
+            leading = f"leader: {self.leader}; building now: {self.building or 'nothing'}"
         else:
             leading = f"builds: one at a time per state directory; here: {self.leader}"
         if self.last_export is None:
@@ -76,12 +79,14 @@ def current(using: str | None = None) -> Status:
         wrapper = connections[using]
         who = leader.describe(leader.current(wrapper, leader.key(wrapper)))
         who = "nobody (no long-lived builder runs)" if who == "nobody" else who
+        running = leader.current(wrapper, leader.key(wrapper, "chartbuild-build"))
+        building = "" if running is None else leader.describe(running)
     else:
-        mode = "file"
+        mode, building = "file", ""
         who = _local_builder()
     newest = Consumer.objects.using(using).order_by("-seen").first()
     if newest is None:
-        return Status(mode, who, now)
+        return Status(mode, who, now, building=building)
     marks = Consumer.objects.using(using).aggregate(
         events=Max("events_read"), capture=Max("capture_read")
     )
@@ -100,7 +105,7 @@ def current(using: str | None = None) -> Status:
         .first(),
     ]
     oldest = min((w for w in waiting if w is not None), default=None)
-    return Status(mode, who, now, newest.name, newest.seen, oldest)
+    return Status(mode, who, now, newest.name, newest.seen, oldest, building)
 
 
 def _local_builder() -> str:

@@ -113,6 +113,17 @@ def test_build_mode_never_raises_into_the_save(settings, state, caplog):
     assert "build.lock" in caplog.text
 
 
+def test_a_failed_export_is_reported_once_not_once_per_chart(settings, state, caplog):
+    settings.CHARTBUILD_HOOK = "build"
+    (state / "stamps").write_text("a file where the stamps' folder should be")
+    with caplog.at_level(logging.ERROR, logger="chartbuild.hooks"):
+        User.objects.create(username="unstamped")
+    (logged,) = [r.getMessage() for r in caplog.records if r.name == "chartbuild.hooks"]
+    lines = logged.splitlines()
+    assert "FAILED: export" in lines[0]
+    assert len(lines) == 2 and lines[1].startswith("export: "), lines
+
+
 def test_build_mode_never_lets_a_base_exception_into_the_save(settings, state, monkeypatch, caplog):
     settings.CHARTBUILD_HOOK = "build"
     from chartbuild import runner

@@ -1,6 +1,7 @@
 """One leading builder among several machines, elected by a PostgreSQL advisory lock."""
 
 import json
+import os
 import signal
 import sys
 import time
@@ -141,3 +142,40 @@ def test_gencharts_on_a_schedule_waits_as_a_standby(postgres, tmp_path):
     finally:
         lead.release()
         scheduled.stop()
+
+
+def test_builds_from_every_machine_take_turns(postgres, tmp_path):
+    """A one-off build on another machine waits for the build under way (or, with
+    CHARTBUILD_LOCK_TIMEOUT = 0, stops at once naming it), then builds."""
+    Product.objects.create(name="Dune", category="books", price="9.50")
+    assert leader.hold_build(timeout=5)  # this process builds, as another machine would
+    try:
+        other = host(tmp_path, "other")
+        other.env["CHARTBUILD_LOCK_TIMEOUT"] = "0"
+        refused = other.run()
+        assert refused.returncode != 0
+        error = refused.task("export")["error"]
+        assert f"builder pid {os.getpid()} on " in error and "CHARTBUILD_LOCK_TIMEOUT" in error
+        assert not (other.out / "manifest.json").exists()
+
+        other.env["CHARTBUILD_LOCK_TIMEOUT"] = "60"
+        waiting = other.start()
+        time.sleep(3)
+        assert waiting.poll() is None and not (other.out / "manifest.json").exists()
+        assert "building now: builder pid" in status_text()
+    finally:
+        leader.release_build()
+    result = other.result(waiting, *waiting.communicate(timeout=300), True)
+    assert result.returncode == 0, result.stderr
+    assert (other.out / "manifest.json").exists()
+    assert "building now: nothing" in status_text()
+
+
+def status_text() -> str:
+    import io
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("chartbuild", "status", stdout=out)
+    return out.getvalue()
