@@ -64,3 +64,25 @@ class Charts(Change):
         verbose_name = "chart"
         verbose_name_plural = "charts"
         default_permissions = ()
+
+
+class BuildState(models.Model):
+    """What the last published build was made from, for a builder that takes over.
+
+    Saved with each publication to ``STORAGES["chartbuild"]`` by builders elected by
+    PostgreSQL (see :mod:`chartbuild.handover`): one row per project
+    (``CHARTBUILD_LEADER_KEY``).
+    """
+
+    key = models.CharField(max_length=255, primary_key=True, blank=True)
+    serial = models.CharField(max_length=32)
+    data = models.JSONField()
+    saved_at = models.DateTimeField()
+    saved_by = models.CharField(max_length=255)
+
+    class Meta:
+        db_table = "chartbuild_buildstate"
+        verbose_name = "build state"
+
+    def __str__(self) -> str:
+        return f"build state {self.serial} saved by {self.saved_by}"

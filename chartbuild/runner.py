@@ -7,6 +7,8 @@ its state, then released, so a long-lived process can build again and again.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -77,6 +79,8 @@ class BuildResult:
     failures: dict[str, str] = field(default_factory=dict)
     errors: tuple[str, ...] = ()
     seconds: float = 0.0
+    #: What happened before the build (it took over the state another builder saved).
+    note: str = ""
 
     @property
     def ok(self) -> bool:
@@ -92,6 +96,8 @@ class BuildResult:
         changed = ", ".join(self.changed) or "nothing new"
         charts = ", ".join(self.charts) or "no chart"
         line = f"{changed} -> rebuilt {charts} in {self.seconds:.2f} s"
+        if self.note:
+            line = f"{self.note}; {line}"
         if self.failures:
             line += f"; FAILED: {', '.join(self.failures)}"
         if self.errors or (self.code and not self.failures):
@@ -130,10 +136,13 @@ def build(
     reporter = SummaryReporter()
     started = time.perf_counter()
     wait = conf.lock_timeout() if timeout is None else timeout
+    note = ""
     with lock.held(conf.state_dir(), wait), leader.building(wait):
         tasks.reset()  # under the lock: another thread's build may be running until then
         if reset:
             exporter.forget(conf.state_dir())
+        else:
+            note = _adopt(loader, loader_args)
         main = DoitMain(loader or default_loader())
         with progress.reporting_to(reporter):  # not the progress lines of a dodo.py's config
             try:
@@ -148,7 +157,33 @@ def build(
         failures=dict(reporter.failures),
         errors=tuple(reporter.errors),
         seconds=time.perf_counter() - started,
+        note=note,
     )
+
+
+def _adopt(loader: Any, loader_args: Sequence[str]) -> str:
+    """Take over the build state another builder saved, if this one does not hold it yet;
+    say so ("" if there was none)."""
+    from chartbuild import exporter, handover
+
+    try:
+        found = handover.adopt()
+    except handover.HalfAdopted as exc:
+        exporter.forget(conf.state_dir())  # trust none of it: rebuild everything
+        return f"could not take over {exc}: rebuilding everything"
+    except Exception as exc:  # the database or the storage is out of reach: next time
+        return f"could not take over the saved build state now ({exc})"
+    if found is None:
+        return ""
+    try:
+        if found.built:  # doit records them as built from the stamps just adopted
+            with contextlib.redirect_stdout(io.StringIO()):
+                DoitMain(loader or default_loader()).run([*loader_args, "reset-dep", *found.built])
+        found.done()
+    except Exception as exc:
+        exporter.forget(conf.state_dir())
+        return f"could not record the charts taken over ({exc}): rebuilding everything"
+    return found.describe()
 
 
 def build_or_raise(task_names: Sequence[str] = ()) -> BuildResult:

@@ -84,7 +84,9 @@ def current(using: str | None = None) -> Status:
     else:
         mode, building = "file", ""
         who = _local_builder()
-    newest = Consumer.objects.using(using).order_by("-seen").first()
+    from chartbuild.handover import CONSUMER
+
+    newest = Consumer.objects.using(using).exclude(name=CONSUMER).order_by("-seen").first()
     if newest is None:
         return Status(mode, who, now, building=building)
     marks = Consumer.objects.using(using).aggregate(

@@ -114,7 +114,7 @@ def publish(touched: Collection[str] | None) -> None:
     local = json.loads((out / outputs.manifest()).read_text())
     try:
         store = get()
-        previous = _read(store)
+        previous = read(store)
         known = _names(previous)
         before = {e.get("task"): e for e in previous.get("entries", []) if isinstance(e, dict)}
         for entry in local["entries"]:
@@ -154,6 +154,13 @@ def publish(touched: Collection[str] | None) -> None:
             except Exception as exc:  # left behind, harmless: nothing names it
                 logger.warning("cannot delete %s from %s: %s", name, describe(), exc)
     write_if_changed(_marker(), _identity())
+    from chartbuild import handover
+
+    if handover.enabled():
+        try:
+            handover.save(local)
+        except Exception as exc:  # a successor rebuilds more, no less
+            logger.warning("cannot save the build state for a successor: %s", exc)
 
 
 def _names(manifest: dict[str, Any]) -> set[str]:
@@ -200,7 +207,7 @@ _cache_lock = threading.Lock()
 _cache: tuple[int, float, dict[str, Any]] | None = None
 
 
-def _read(store: Storage) -> dict[str, Any]:
+def read(store: Storage) -> dict[str, Any]:
     """The stored manifest (empty before the first publication)."""
     try:
         with store.open(outputs.manifest(), "rb") as handle:
@@ -221,7 +228,7 @@ def manifest() -> dict[str, Any]:
     with _cache_lock:
         if _cache is not None and _cache[0] == id(store) and now - _cache[1] < MANIFEST_TTL:
             return _cache[2]
-    data = _read(store)
+    data = read(store)
     with _cache_lock:
         _cache = (id(store), now, data)
     return data

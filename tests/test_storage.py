@@ -131,7 +131,7 @@ def test_a_failed_publication_is_retried_by_the_next_build(tmp_path, web):
 @pytest.fixture
 def s3():
     """A local S3-compatible server (moto's), with an empty bucket."""
-    boto3 = pytest.importorskip("boto3")
+    import boto3
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

@@ -1,0 +1,75 @@
+"""A builder that takes over adopts the saved build state: it rebuilds only what changed."""
+
+import json
+import re
+import signal
+import time
+
+import pytest
+from django.contrib.auth.models import User
+
+from chartbuild.handover import CONSUMER
+from chartbuild.models import BuildState, Consumer
+from demo.shop.models import Product
+from tests.doit import Auto, Build, wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def host(tmp_path, name: str, storage: dict) -> Build:
+    """A machine of its own (state and outputs) that publishes to the shared ``storage``."""
+    build = Build(tmp_path / name)
+    build.copy_demo_generators()
+    build.env["CHARTBUILD_POLL_INTERVAL"] = "120"  # only NOTIFY explains a quick rebuild
+    build.env["CHARTBUILD_TEST_STORAGE"] = json.dumps(storage)
+    return build
+
+
+def rebuilt(line: str) -> set[str]:
+    """The charts a builder's summary line says it rebuilt."""
+    found = re.search(r"-> rebuilt (.*?) in [0-9.]+ s", line)
+    assert found, line
+    return set() if found.group(1) == "no chart" else set(found.group(1).split(", "))
+
+
+def test_a_takeover_rebuilds_only_what_changed(postgres, tmp_path):
+    """Done-when 2: nothing changed, no chart rebuilt; after a change, only its charts."""
+    Product.objects.create(name="Dune", category="books", price="9.50")
+    User.objects.create(username="first")
+    shared = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(tmp_path / "published")},
+    }
+    one = Auto(host(tmp_path, "one", shared))
+    two = None
+    try:
+        one.wait_for("leading: this builder builds")
+        first = rebuilt(one.wait_for("-> rebuilt", timeout=120))
+        assert {"users.total_users", "shop.orders_count"} <= first
+        wait_until(lambda: BuildState.objects.exists(), timeout=10)
+        assert Consumer.objects.filter(name=CONSUMER).exists()  # it holds pruning back
+
+        two = Auto(host(tmp_path, "two", shared))
+        two.wait_for("standby:")
+        one.process.send_signal(signal.SIGKILL)
+        one.process.wait(10)
+        two.wait_for("leading: this builder builds", timeout=10)
+        takeover = two.wait_for("-> rebuilt", timeout=120)
+        assert "took over the build state of " in takeover
+        assert rebuilt(takeover) == set(), takeover  # nothing changed: no chart rebuilt
+        assert json.loads((two.build.out / "users" / "total_users.json").read_text())["value"] == 1
+
+        User.objects.create(username="second")
+        started = time.monotonic()
+        after = rebuilt(two.wait_for("-> rebuilt users.", timeout=30))
+        assert after and all(task.startswith("users.") for task in after), after
+        assert "users.total_users" in after and time.monotonic() - started < 30
+        assert json.loads((two.build.out / "users" / "total_users.json").read_text())["value"] == 2
+    finally:
+        for auto in (one, two):
+            if auto is not None and auto.process.poll() is None:
+                auto.stop()
+
+
+def test_without_a_storage_nothing_is_saved(postgres, build):
+    assert not BuildState.objects.exists()
