@@ -40,6 +40,8 @@ from chartbuild import (
     assets,
     catalog,
     conf,
+    exporter,
+    handover,
     interrupts,
     leader,
     lock,
@@ -190,13 +192,31 @@ def build(generator_name: str, name: str) -> None:
         max(0, data_sets - 1) :
     ]:
         (out / stale).unlink(missing_ok=True)
-    record = outputs.Record(built_at=now(), reads=read, data_sets=data_sets)
+    record = outputs.Record(
+        built_at=now(), reads=read, data_sets=data_sets, inputs=inputs_of(generator, declaration)
+    )
     try:
         outputs.write_record(generator_name, name, record)
     except OSError as exc:
         raise outputs.output_error(exc) from exc
     with _guard:
         _made.setdefault(generator_name, set()).add(name)
+
+
+def inputs_of(generator: catalog.Generator, declaration: Declaration) -> str:
+    """A digest of what a chart is built from now: its models' stamps, its generator's
+    source (a builder that takes over compares it, see :mod:`chartbuild.handover`)."""
+    from chartbuild.tasks import file_md5
+
+    state = conf.state_dir()
+    stamps = []
+    for model in declaration.models:
+        try:
+            stamps.append(exporter.stamp_path(state, model).read_text())
+        except OSError:
+            stamps.append("")
+    source = file_md5(str(generator.path)) if generator.path is not None else ""
+    return handover.inputs(stamps, source)
 
 
 def make(
@@ -359,8 +379,9 @@ def manifest() -> None:
         _write_manifest()
     except OSError as exc:
         raise outputs.output_error(exc) from exc
-    with _guard:
-        _written.add(MANIFEST)
+    finally:  # tried once: a failure leaves it due for the next build, not for the teardown
+        with _guard:
+            _written.add(MANIFEST)
 
 
 def _write_manifest() -> None:

@@ -22,6 +22,7 @@
 | chartbuild.E018 | ``CHARTBUILD_LEADER`` is not a mode, or ``"postgres"`` on another database |
 | chartbuild.E019 | ``CHARTBUILD_LEADER_RETRY`` is not a positive number of seconds |
 | chartbuild.E020 | ``STORAGES["chartbuild"]`` cannot be loaded, or does not overwrite files |
+| chartbuild.E021 | ``CHARTBUILD_STORAGE_GRACE`` is not a number of seconds, 0 or more |
 | chartbuild.W001 | with the ``"build"`` hook, a model a chart reads is not tracked by mqueue |
 | chartbuild.W002 | the database has no capture triggers: other programs' writes are not seen |
 | chartbuild.W003 | a model mqueue tracks has no admin change page |
@@ -141,8 +142,25 @@ def _settings_errors() -> list[CheckMessage]:
     return errors
 
 
+def _is_local(store: Any) -> bool:
+    try:
+        store.path("manifest.json")
+    except NotImplementedError:
+        return False
+    return True
+
+
 def _storage() -> list[CheckMessage]:
-    """E020: the storage the outputs are published to."""
+    """E020, E021: the storage the outputs are published to."""
+    grace = getattr(settings, "CHARTBUILD_STORAGE_GRACE", 60)
+    if isinstance(grace, bool) or not isinstance(grace, int | float) or grace < 0:
+        return [
+            Error(
+                f"CHARTBUILD_STORAGE_GRACE must be a number of seconds, 0 or more, not {grace!r}",
+                hint="Files the manifest no longer names are kept this long; 60 is the default.",
+                id="chartbuild.E021",
+            )
+        ]
     if not storage.configured():
         return []
     try:
@@ -150,9 +168,15 @@ def _storage() -> list[CheckMessage]:
     except Exception as exc:  # its backend or options: Django says which
         problem = f"{type(exc).__name__}: {exc}"
     else:
-        if getattr(store, "file_overwrite", True):
+        # django-storages names the option per backend; a local storage is written directly
+        keeps = [
+            option
+            for option in ("file_overwrite", "overwrite_files", "allow_overwrite")
+            if getattr(store, option, True) is False
+        ]
+        if not keeps or _is_local(store):
             return []
-        problem = "file_overwrite is False: manifest.json could not be replaced"
+        problem = f"{keeps[0]} is False: manifest.json could not be replaced"
     return [
         Error(
             f"{storage.describe()} cannot be used to publish the outputs: {problem}",

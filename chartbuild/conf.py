@@ -226,3 +226,10 @@ def leader_key() -> str:
     different keys.
     """
     return str(getattr(settings, "CHARTBUILD_LEADER_KEY", ""))
+
+
+def storage_grace() -> float:
+    """Seconds a file of ``STORAGES["chartbuild"]`` that the manifest no longer names is
+    kept, for the requests that read an earlier manifest: ``CHARTBUILD_STORAGE_GRACE``,
+    default 60 (``0``: deleted by the next publication)."""
+    return max(0.0, float(getattr(settings, "CHARTBUILD_STORAGE_GRACE", 60)))

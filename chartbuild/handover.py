@@ -1,20 +1,23 @@
 """The build state a builder takes over, so that a takeover rebuilds only what changed.
 
 With builders elected by PostgreSQL (``CHARTBUILD_LEADER = "postgres"``) and the outputs
-in ``STORAGES["chartbuild"]``, every publication also saves in the database
-(:class:`~chartbuild.models.BuildState`) what the published build was made from:
+in ``STORAGES["chartbuild"]``:
 
-- the export cursor, which holds every model's change generation, and the stamps;
-- each generator's source digest, and the charts whose last build failed.
+- every chart's record, and so its manifest entry, holds a digest of its inputs: the
+  stamps of its models (their change generations) and its generator's source, as they
+  were when it was built (:func:`inputs`);
+- every publication then saves in the database (:class:`~chartbuild.models.BuildState`)
+  the export cursor and the stamps of the build that published.
 
 A builder whose own state is not the latest saved one (a standby that now leads, or a
-builder another machine's build overtook) adopts it before it builds: it writes that
-cursor and those stamps into its state directory, copies the published outputs and
-their records from the storage, and records in doit's state, as built, every chart whose
-inputs are still the saved ones (same source, no failure). Its build then exports what
-changed since and rebuilds only the charts that read it.
+builder another machine's build overtook) adopts it before it builds: it copies from the
+storage the outputs and records of every chart whose recorded inputs are the saved
+stamps and its current source (and whose last build did not fail), records those charts
+as built in doit's state, then writes the saved cursor and stamps. Its build exports what
+changed since and rebuilds the other charts: those that read a changed model, those a
+partial or interrupted build left behind, those whose source differs.
 
-The saved cursor is registered as an exporter of its own (:data:`CONSUMER`): no builder
+The saved cursor is registered as an exporter of its own (:func:`consumer`): no builder
 deletes a change record it has not settled, so adopting it never skips a change. A
 builder that dies between its manifest and its save leaves the previous state: its
 successor rebuilds a little more, never less.
@@ -22,6 +25,7 @@ successor rebuilds a little more, never less.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 import socket
@@ -32,8 +36,10 @@ from typing import Any
 from django.db import connections
 
 from chartbuild import catalog, conf, exporter, outputs, storage
+from chartbuild import manifest as manifest_file
 from chartbuild.exceptions import ChartbuildError
 from chartbuild.files import write_if_changed
+from chartbuild.registry import Declaration
 
 logger = logging.getLogger(__name__)
 
@@ -63,47 +69,41 @@ def _local_serial(state_dir: Path) -> str:
         return ""
 
 
-def _sources(cat: catalog.Catalog) -> dict[str, str]:
-    from chartbuild.tasks import file_md5
+def inputs(stamps: list[str], source_md5: str) -> str:
+    """The digest of a chart's inputs: its models' stamps (in declared order) and its
+    generator's source. Recorded with each chart; compared by a builder that takes over."""
+    text = "\0".join([*stamps, source_md5])
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
-    return {
-        g.name: file_md5(str(g.path)) for g in cat.generators if g.path is not None and not g.error
-    }
+
+def consumer() -> str:
+    """The consumer row of this project's saved state (see :class:`Consumers`)."""
+    return f"{CONSUMER} {conf.leader_key()}".strip()[:255]
 
 
-def save(published: dict[str, Any]) -> None:
-    """Save what the build just published was made from (after its manifest)."""
+def save() -> None:
+    """Save what the build that just published exported: its cursor and stamps."""
     from django.utils import timezone
 
     from chartbuild.models import BuildState
 
     using = conf.database()
     state_dir = conf.state_dir()
-    cursor_text = exporter.cursor_path(state_dir).read_text()
     cursor = exporter.Cursor.load(exporter.cursor_path(state_dir))
     if cursor is None:
         return  # nothing exported yet: nothing a successor could take over
     stamps = {
         p.name: p.read_text() for p in sorted(exporter.stamp_folder(state_dir).glob("*.stamp"))
     }
-    failed = sorted(
-        e["task"] for e in published.get("entries", []) if isinstance(e, dict) and e.get("error")
-    )
     serial = secrets.token_hex(8)
-    data = {
-        "cursor": cursor_text,
-        "stamps": stamps,
-        "sources": _sources(catalog.cached()),
-        "failed": failed,
-    }
-    exporter.Consumers(using, CONSUMER).register(
+    exporter.Consumers(using, consumer()).register(
         {name: source.watermark for name, source in cursor.sources.items()}
     )
     BuildState.objects.using(using).update_or_create(
         key=conf.leader_key(),
         defaults={
             "serial": serial,
-            "data": data,
+            "data": {"cursor": cursor.dumps(), "stamps": stamps},
             "saved_at": timezone.now(),
             "saved_by": f"{socket.gethostname()}:{state_dir}"[:255],
         },
@@ -135,6 +135,26 @@ class Adopted:
         )
 
 
+def _source_md5(generator: catalog.Generator) -> str:
+    from chartbuild.tasks import file_md5
+
+    return file_md5(str(generator.path)) if generator.path is not None else ""
+
+
+def _objects(generator: str, declaration: Declaration, entry: dict[str, Any]) -> dict[str, str]:
+    """The stored files of a chart, by output path: only the paths it may have (a stored
+    manifest names nothing else of this machine's output directory)."""
+    found = entry.get("objects")
+    if not isinstance(found, dict):
+        return {}
+    allowed = {
+        *outputs.of(generator, declaration),
+        outputs.page(generator, declaration),
+        *outputs.extra_csvs(generator, declaration.name, len(found)),
+    }
+    return {p: n for p, n in found.items() if p in allowed and isinstance(n, str)}
+
+
 def adopt() -> Adopted | None:
     """Write the saved state into this state directory if it does not hold it yet.
 
@@ -155,33 +175,45 @@ def adopt() -> Adopted | None:
     data = row.data
     store = storage.get()
     published = storage.read(store)
-    stored = {e["task"]: e for e in published.get("entries", []) if isinstance(e, dict)}
+    stored = {e.get("task"): e for e in published.get("entries", []) if isinstance(e, dict)}
+    stamps = data["stamps"]
+    cat = catalog.load()
+    built: list[tuple[catalog.Generator, Declaration, dict[str, str]]] = []
+    for generator in cat.generators:
+        if generator.error:
+            continue
+        source = _source_md5(generator)
+        for declaration in generator.declarations:
+            entry = stored.get(f"{generator.name}.{declaration.name}") or {}
+            objects = _objects(generator.name, declaration, entry)
+            expected = inputs(
+                [
+                    stamps.get(exporter.stamp_path(state_dir, m).name, "")
+                    for m in declaration.models
+                ],
+                source,
+            )
+            # built from exactly the saved stamps and this source, and not failed since
+            if objects and entry.get("inputs") == expected and not entry.get("error"):
+                built.append((generator, declaration, objects))
     try:
         out = conf.output_dir()
-        for entry in stored.values():
-            for path, name in (entry.get("objects") or {}).items():
+        for generator, declaration, objects in built:
+            for path, name in objects.items():
                 with store.open(name, "rb") as handle:
                     write_if_changed(out / path, handle.read())
-            outputs.write_record(entry["generator"], entry["name"], storage.record(entry))
+            entry = stored[f"{generator.name}.{declaration.name}"]
+            outputs.write_record(generator.name, declaration.name, storage.record(entry))
         for path, name in (published.get("assets") or {}).items():
-            with store.open(name, "rb") as handle:
-                write_if_changed(out / path, handle.read())
+            if path in storage.ASSETS and isinstance(name, str):
+                with store.open(name, "rb") as handle:
+                    write_if_changed(out / path, handle.read())
         folder = exporter.stamp_folder(state_dir)
-        for name, text in data["stamps"].items():
+        for name, text in stamps.items():
             write_if_changed(folder / Path(name).name, text, durable=True)
         write_if_changed(exporter.cursor_path(state_dir), data["cursor"], durable=True)
+        manifest_file.mark_due()  # its next manifest is written from every record
     except Exception as exc:
         raise HalfAdopted(f"the build state saved by {row.saved_by}: {exc}") from exc
-    cat = catalog.load()
-    sources = _sources(cat)
-    failed = set(data.get("failed") or ())
-    built = []
-    for generator in cat.generators:
-        if generator.error or sources.get(generator.name) != data["sources"].get(generator.name):
-            continue  # its source differs from the one the outputs were made of
-        for declaration in generator.declarations:
-            task = f"{generator.name}.{declaration.name}"
-            found = stored.get(task) or {}
-            if task not in failed and found.get("built_at") and found.get("objects"):
-                built.append(task)
-    return Adopted(row.serial, row.saved_by, built)
+    tasks = [f"{g.name}.{d.name}" for g, d, _ in built]
+    return Adopted(row.serial, row.saved_by, tasks)

@@ -267,9 +267,13 @@ def hold_build(timeout: float, using: str | None = None) -> bool:
             ) from exc
         try:
             _wait_for_build_lock(wrapper, lock_key, using, timeout)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(Exception):
                 wrapper.close()
+            if isinstance(exc, DatabaseError):
+                raise ChartbuildError(
+                    f"lost database {using!r} while waiting for its build lock: {_first_line(exc)}"
+                ) from exc
             raise
         _build_session = wrapper
         return True

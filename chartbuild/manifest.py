@@ -24,7 +24,7 @@ from chartbuild import catalog, conf, outputs
 from chartbuild.files import write_if_changed
 
 #: The fields of an entry that come from the chart's record and its files.
-BUILT_FIELDS = ("reads", "outputs", "built_at", "failed_at", "error")
+BUILT_FIELDS = ("reads", "outputs", "built_at", "failed_at", "error", "inputs")
 
 
 def entries(
@@ -69,6 +69,7 @@ def _built(generator: str, declaration: Any) -> dict[str, Any]:
         "reads": list(record.reads) if record.built_at else None,
         "outputs": [p for p in paths if (out / p).exists()],
         "built_at": record.built_at or None,
+        "inputs": record.inputs or None,
     }
     if record.error:
         fields["failed_at"] = record.failed_at

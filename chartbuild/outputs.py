@@ -178,6 +178,8 @@ class Record:
     failed_at: str = ""
     #: A chart's number of CSV files (one per inline data set).
     data_sets: int = 0
+    #: A digest of what it was built from: its models' stamps, its generator's source.
+    inputs: str = ""
 
     def as_json(self) -> str:
         data = {k: v for k, v in asdict(self).items() if v}
@@ -199,6 +201,7 @@ def read_record(generator: str, name: str, state_dir: Path | None = None) -> Rec
             error=str(data.get("error") or ""),
             failed_at=str(data.get("failed_at") or ""),
             data_sets=int(data.get("data_sets") or 0),
+            inputs=str(data.get("inputs") or ""),
         )
     except (OSError, ValueError, AttributeError, TypeError):
         return Record()

@@ -19,7 +19,7 @@ from doit.doit_cmd import DoitMain
 from doit.exceptions import UnmetDependency
 
 from chartbuild import conf, leader, lock, progress
-from chartbuild.exceptions import BuildFailed
+from chartbuild.exceptions import BuildFailed, ChartbuildError
 
 
 class SummaryReporter:
@@ -177,8 +177,12 @@ def _adopt(loader: Any, loader_args: Sequence[str]) -> str:
         return ""
     try:
         if found.built:  # doit records them as built from the stamps just adopted
-            with contextlib.redirect_stdout(io.StringIO()):
-                DoitMain(loader or default_loader()).run([*loader_args, "reset-dep", *found.built])
+            with contextlib.redirect_stdout(io.StringIO()) as said:
+                code = DoitMain(loader or default_loader()).run(
+                    [*loader_args, "reset-dep", *found.built]
+                )
+            if code:
+                raise ChartbuildError(f"doit reset-dep exited with {code}: {said.getvalue()}")
         found.done()
     except Exception as exc:
         exporter.forget(conf.state_dir())

@@ -42,8 +42,12 @@ class Output:
     def read(self) -> bytes:
         if self.path is not None:
             return self.path.read_bytes()
-        with storage.get().open(str(self.stored), "rb") as handle:
-            return bytes(handle.read())
+        try:
+            return storage.content(str(self.stored))
+        except OSError:
+            raise
+        except Exception as exc:  # the storage's own errors (botocore's...)
+            raise OSError(f"cannot read {self.stored} from {storage.describe()}: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -196,7 +200,7 @@ def state(user: Any, gen: catalog.Generator) -> dict[str, Any]:
 
 
 #: What the manifest tells only staff: how the charts are made, and their errors.
-STAFF_ONLY = ("models", "reads", "error")
+STAFF_ONLY = ("models", "reads", "error", "inputs")
 
 
 def manifest(user: Any) -> list[dict[str, Any]]:

@@ -86,7 +86,9 @@ def current(using: str | None = None) -> Status:
         who = _local_builder()
     from chartbuild.handover import CONSUMER
 
-    newest = Consumer.objects.using(using).exclude(name=CONSUMER).order_by("-seen").first()
+    newest = (
+        Consumer.objects.using(using).exclude(name__startswith=CONSUMER).order_by("-seen").first()
+    )
     if newest is None:
         return Status(mode, who, now, building=building)
     marks = Consumer.objects.using(using).aggregate(

@@ -6,11 +6,13 @@ it, every build that writes ``manifest.json`` then publishes what the manifest l
 1. each output file, under a name that carries a digest of its content
    (``shop/revenue_per_month.3f2a9c1d7b20e5a4.svg``): uploaded once, never overwritten;
 2. then ``manifest.json``, last, whose entries name their files in the storage
-   (``objects``).
+   (``objects``). On a storage with a local path, both are written beside and renamed.
 
 A reader therefore sees each chart's outputs as a set, the set named by the manifest it
-read, and never a file half written. Files that a manifest stops naming are deleted by the
-next publication, so a request that read the previous manifest still finds them.
+read, and never a file half written. Files that a manifest stops naming are deleted by a
+later publication, once they have been unnamed for ``CHARTBUILD_STORAGE_GRACE`` seconds,
+so a request that read an earlier manifest (or a web process's cached copy of it) still
+finds them.
 
 A publication that fails (the storage is unreachable, say) leaves the storage as it was
 and the manifest due: the next build publishes everything again. So does a change of the
@@ -24,6 +26,7 @@ signs its URLs (django-storages' S3 with ``querystring_auth``, its default).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -67,8 +70,16 @@ def describe() -> str:
 
 
 def signs_urls(store: Storage) -> bool:
-    """Whether the storage's URLs carry their own authorisation (the views redirect)."""
-    return bool(getattr(store, "querystring_auth", False))
+    """Whether the storage's URLs carry their own authorisation (the views redirect).
+
+    django-storages' S3 signs them with ``querystring_auth`` (its default), unless it
+    serves a ``custom_domain`` without a ``cloudfront_signer``: those URLs are plain.
+    """
+    if not getattr(store, "querystring_auth", False):
+        return False
+    return not getattr(store, "custom_domain", None) or bool(
+        getattr(store, "cloudfront_signer", None)
+    )
 
 
 def object_name(path: str, content: bytes) -> str:
@@ -83,8 +94,10 @@ def object_name(path: str, content: bytes) -> str:
 
 
 def _identity() -> str:
-    """What a change of the storage's settings changes (a new storage gets everything)."""
-    return json.dumps(settings.STORAGES.get(ALIAS), sort_keys=True, default=str)
+    """What a change of the storage's settings changes (a new storage gets everything):
+    a digest, for its options may hold credentials."""
+    text = json.dumps(settings.STORAGES.get(ALIAS), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _marker() -> Path:
@@ -119,6 +132,11 @@ def publish(touched: Collection[str] | None) -> None:
         before = {e.get("task"): e for e in previous.get("entries", []) if isinstance(e, dict)}
         for entry in local["entries"]:
             kept = before.get(entry["task"])
+            if not entry["outputs"] and kept is not None and kept.get("objects"):
+                # a chart that failed before this machine ever built it keeps the
+                # published outputs of its last good build
+                entry.update({k: kept[k] for k in ("outputs", "objects") if k in kept})
+                continue
             if (
                 touched is not None
                 and entry["generator"] not in touched
@@ -138,7 +156,12 @@ def publish(touched: Collection[str] | None) -> None:
             if (out / path).is_file()
         }
         named = _names(local)
-        local["retired"] = sorted(known - named)
+        now = time.time()
+        retired = _retired(previous)
+        local["retired"] = {
+            **{name: at for name, at in retired.items() if name not in named},
+            **{name: now for name in known - named},
+        }
         _replace(store, outputs.manifest(), json.dumps(local, indent=1, sort_keys=True) + "\n")
     except ChartbuildError:
         raise
@@ -147,8 +170,9 @@ def publish(touched: Collection[str] | None) -> None:
             f"cannot publish the outputs to {describe()}: {exc}. The charts it holds are "
             "unchanged; the next build publishes them once this is fixed."
         ) from exc
-    for name in previous.get("retired", []):
-        if isinstance(name, str) and name not in named:
+    grace = conf.storage_grace()
+    for name, at in retired.items():
+        if name not in named and now - at >= grace:
             try:
                 store.delete(name)
             except Exception as exc:  # left behind, harmless: nothing names it
@@ -158,9 +182,17 @@ def publish(touched: Collection[str] | None) -> None:
 
     if handover.enabled():
         try:
-            handover.save(local)
+            handover.save()
         except Exception as exc:  # a successor rebuilds more, no less
             logger.warning("cannot save the build state for a successor: %s", exc)
+
+
+def _retired(manifest: dict[str, Any]) -> dict[str, float]:
+    """The files a manifest no longer names, and since when (seconds since the epoch)."""
+    found = manifest.get("retired")
+    if not isinstance(found, dict):
+        return {}
+    return {k: float(v) for k, v in found.items() if isinstance(v, int | float)}
 
 
 def _names(manifest: dict[str, Any]) -> set[str]:
@@ -176,17 +208,29 @@ def _names(manifest: dict[str, Any]) -> set[str]:
 
 def _upload(store: Storage, known: set[str], path: str, content: bytes) -> str:
     name = object_name(path, content)
-    if name not in known and not store.exists(name):
-        store.save(name, ContentFile(content))
+    if name in known:
+        return name
+    local = _local(store, name)
+    if local is not None:  # written beside, then renamed: never a part under its name
+        write_if_changed(local, content)
+    elif not store.exists(name):
+        saved = store.save(name, ContentFile(content))
+        if saved != name:
+            raise ChartbuildError(f"{describe()} saved {name} as {saved}")
     return name
+
+
+def _local(store: Storage, name: str) -> Path | None:
+    """Where ``name`` is on this machine's file system, if the storage keeps it there."""
+    try:
+        return Path(store.path(name))
+    except NotImplementedError:
+        return None
 
 
 def _replace(store: Storage, name: str, text: str) -> None:
     """Write ``name`` over its old content: atomically on a local file system."""
-    try:
-        local = Path(store.path(name))
-    except NotImplementedError:
-        local = None
+    local = _local(store, name)
     if local is not None:
         write_if_changed(local, text)
         return
@@ -209,6 +253,8 @@ _cache: tuple[int, float, dict[str, Any]] | None = None
 
 def read(store: Storage) -> dict[str, Any]:
     """The stored manifest (empty before the first publication)."""
+    if not store.exists(outputs.manifest()):
+        return {}
     try:
         with store.open(outputs.manifest(), "rb") as handle:
             data = json.loads(handle.read())
@@ -253,7 +299,19 @@ def record(entry: dict[str, Any] | None) -> outputs.Record:
         error=str(entry.get("error") or ""),
         failed_at=str(entry.get("failed_at") or ""),
         data_sets=sum(1 for p in entry.get("outputs") or () if str(p).endswith(".csv")),
+        inputs=str(entry.get("inputs") or ""),
     )
+
+
+@functools.lru_cache(maxsize=512)
+def _content(store_id: int, name: str) -> bytes:
+    with get().open(name, "rb") as handle:
+        return bytes(handle.read())
+
+
+def content(name: str) -> bytes:
+    """File ``name`` of the storage (cached: a stored file never changes)."""
+    return _content(id(get()), name)
 
 
 def asset(path: str) -> str | None:

@@ -254,20 +254,23 @@ def serve_stored(
     """File ``name`` of ``STORAGES["chartbuild"]``: streamed, or a redirect to its signed URL.
 
     Its name carries a digest of its content (see :mod:`chartbuild.storage`): that is its
-    ``ETag``, and a file of that name never changes.
+    ``ETag``, and a file of that name never changes. A redirect is never cached: the
+    signature it carries expires.
     """
     store = storage.get()
+    if storage.signs_urls(store):
+        # a signed URL expires: the redirect is never stored, nor answered with 304
+        response: HttpResponseBase = HttpResponseRedirect(store.url(name))
+        patch_cache_control(response, no_store=True)
+        return response
     etag = quote_etag(name.rsplit("/", 1)[-1].split(".")[1])
     response = get_conditional_response(request, etag=etag)
     if response is None:
-        if storage.signs_urls(store):
-            response = HttpResponseRedirect(store.url(name))
-        else:
-            try:
-                stream = store.open(name, "rb")
-            except FileNotFoundError:
-                raise Http404(f"{name} is gone (a newer build replaced it): try again") from None
-            response = FileResponse(stream, content_type=content_type)
+        try:
+            stream = store.open(name, "rb")
+        except FileNotFoundError:
+            raise Http404(f"{name} is gone (a newer build replaced it): try again") from None
+        response = FileResponse(stream, content_type=content_type)
     response["ETag"] = etag
     if public:
         patch_cache_control(response, public=True, no_cache=True)

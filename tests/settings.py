@@ -39,6 +39,7 @@ if os.environ.get("CHARTBUILD_TEST_TEMPLATES"):  # a project's own templates, fi
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
+CHARTBUILD_STORAGE_GRACE = float(os.environ.get("CHARTBUILD_STORAGE_GRACE", 60))
 CHARTBUILD_LOCK_TIMEOUT = float(os.environ.get("CHARTBUILD_LOCK_TIMEOUT", 600))
 CHARTBUILD_POLL_INTERVAL = float(os.environ.get("CHARTBUILD_POLL_INTERVAL", 2))
 CHARTBUILD_STRICT_READS = os.environ.get("CHARTBUILD_STRICT_READS") == "1"

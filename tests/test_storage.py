@@ -27,6 +27,7 @@ def published_build(tmp_path: Path, config: dict) -> Build:
     build = Build(tmp_path)
     build.copy_demo_generators()
     build.env["CHARTBUILD_TEST_STORAGE"] = json.dumps(config)
+    build.env["CHARTBUILD_STORAGE_GRACE"] = "0"  # what a manifest drops goes at the next
     first = build.run()
     assert first.returncode == 0, first.stderr
     return build
@@ -117,8 +118,9 @@ def test_a_failed_publication_is_retried_by_the_next_build(tmp_path, web):
     build.env["CHARTBUILD_TEST_STORAGE"] = json.dumps(config)
     failed = build.run()
     assert failed.returncode != 0
-    assert 'cannot publish the outputs to STORAGES["chartbuild"]' in failed.stdout + failed.stderr
-    assert "next build publishes them" in failed.stdout + failed.stderr
+    error = failed.task("manifest")["error"]
+    assert 'cannot publish the outputs to STORAGES["chartbuild"]' in error
+    assert "next build publishes them" in error
 
     blocked.unlink()
     again = build.run()
@@ -178,3 +180,12 @@ def test_a_storage_that_cannot_be_loaded_is_a_check_error(settings):
     settings.STORAGES = {**settings.STORAGES, "chartbuild": {"BACKEND": "no.such.Storage"}}
     errors = [m for m in run_checks() if m.id == "chartbuild.E020"]
     assert errors and 'STORAGES["chartbuild"]' in errors[0].msg
+    settings.CHARTBUILD_STORAGE_GRACE = -1
+    assert [m for m in run_checks() if m.id == "chartbuild.E021"]
+
+
+def test_an_s3_storage_that_keeps_files_is_a_check_error(settings, s3):
+    s3["OPTIONS"]["file_overwrite"] = False
+    settings.STORAGES = {**settings.STORAGES, "chartbuild": s3}
+    errors = [m for m in run_checks() if m.id == "chartbuild.E020"]
+    assert errors and "file_overwrite is False" in errors[0].msg
