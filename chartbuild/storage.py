@@ -156,11 +156,12 @@ def publish(touched: Collection[str] | None) -> None:
             if (out / path).is_file()
         }
         named = _names(local)
-        now = time.time()
-        retired = _retired(previous)
+        now, grace = time.time(), conf.storage_grace()
+        retired = {k: at for k, at in _retired(previous).items() if k not in named}
+        expired = {k for k, at in retired.items() if now - at >= grace}
         local["retired"] = {
-            **{name: at for name, at in retired.items() if name not in named},
-            **{name: now for name in known - named},
+            **{k: at for k, at in retired.items() if k not in expired},
+            **{k: now for k in known - named},
         }
         _replace(store, outputs.manifest(), json.dumps(local, indent=1, sort_keys=True) + "\n")
     except ChartbuildError:
@@ -170,13 +171,11 @@ def publish(touched: Collection[str] | None) -> None:
             f"cannot publish the outputs to {describe()}: {exc}. The charts it holds are "
             "unchanged; the next build publishes them once this is fixed."
         ) from exc
-    grace = conf.storage_grace()
-    for name, at in retired.items():
-        if name not in named and now - at >= grace:
-            try:
-                store.delete(name)
-            except Exception as exc:  # left behind, harmless: nothing names it
-                logger.warning("cannot delete %s from %s: %s", name, describe(), exc)
+    for name in sorted(expired):
+        try:
+            store.delete(name)
+        except Exception as exc:  # left behind, harmless: nothing names it
+            logger.warning("cannot delete %s from %s: %s", name, describe(), exc)
     write_if_changed(_marker(), _identity())
     from chartbuild import handover
 

@@ -100,6 +100,8 @@ def test_a_web_node_without_outputs_serves_the_current_charts_from_a_file_storag
     assert build.run().returncode == 0
     assert total_users(client) == User.objects.count()
     assert not old.exists() and len(list(folder.glob("users/total_users.*.json"))) == 2
+    retired = json.loads((folder / "manifest.json").read_text())["retired"]
+    assert str(old.relative_to(folder)) not in retired  # deleted, so no longer listed
     assert not (tmp_path / "web" / "charts").exists()  # served without local outputs
 
 
