@@ -33,9 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from django.db import connections
-
-from chartbuild import catalog, conf, exporter, outputs, storage
+from chartbuild import catalog, conf, exporter, leader, outputs, storage
 from chartbuild import manifest as manifest_file
 from chartbuild.exceptions import ChartbuildError
 from chartbuild.files import write_if_changed
@@ -49,12 +47,7 @@ CONSUMER = "chartbuild: the saved build state"
 
 def enabled(using: str | None = None) -> bool:
     """Whether builds save their state for a successor (and adopt a newer one)."""
-    using = using or conf.database()
-    return (
-        storage.configured()
-        and conf.leader(using) == "postgres"
-        and connections[using].vendor == "postgresql"
-    )
+    return storage.configured() and leader.elects(using or conf.database())
 
 
 def _marker(state_dir: Path) -> Path:

@@ -92,8 +92,15 @@ def _session(using: str) -> Any:
     return wrapper
 
 
-def _elects(using: str) -> bool:
+def elects(using: str) -> bool:
+    """Whether builders of database ``using`` are elected, and build in turns, by it."""
     return conf.leader(using) == "postgres" and connections[using].vendor == "postgresql"
+
+
+def _session_name(prefix: str, since: dt.datetime | None) -> str:
+    """How a session names its holder to the others (at most 63 characters)."""
+    moment = (since or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{prefix} {moment} {os.getpid()} {socket.gethostname()}"[:63]
 
 
 def for_builder(
@@ -102,7 +109,7 @@ def for_builder(
     """The :class:`Leadership` a long-lived builder must hold; None when the build lock of
     its state directory is enough (``CHARTBUILD_LEADER = "file"``)."""
     using = using or conf.database()
-    if not _elects(using):
+    if not elects(using):
         return None  # on another database, check E018 says what is wrong
     return Leadership(using, retry=conf.leader_retry(), say=say)
 
@@ -175,8 +182,7 @@ class Leadership:
 
     def name(self) -> str:
         """How this builder names itself to the others (at most 63 characters)."""
-        since = (self.since or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return f"{NAME_PREFIX} {since} {os.getpid()} {socket.gethostname()}"[:63]
+        return _session_name(NAME_PREFIX, self.since)
 
     def leader(self) -> str:
         """Who leads, as the leader names itself ("nobody" if no builder holds the lock)."""
@@ -253,7 +259,7 @@ def hold_build(timeout: float, using: str | None = None) -> bool:
     """
     global _build_session
     using = using or conf.database()
-    if not _elects(using):
+    if not elects(using):
         return False
     with _build_guard:
         if _build_session is not None:
@@ -280,8 +286,7 @@ def hold_build(timeout: float, using: str | None = None) -> bool:
 
 
 def _wait_for_build_lock(wrapper: Any, lock_key: int, using: str, timeout: float) -> None:
-    since = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    name = f"{BUILD_PREFIX} {since} {os.getpid()} {socket.gethostname()}"[:63]
+    name = _session_name(BUILD_PREFIX, None)
     deadline = time.monotonic() + max(timeout, 0)
     waited = False
     with wrapper.cursor() as cursor:
