@@ -7,7 +7,7 @@ helper thread woken by the signal itself (``signal.set_wakeup_fd``), interrupts 
 queries of every database connection of the process: SQLite's ``interrupt()``,
 PostgreSQL's ``cancel()``. The main thread then returns from its query and stops, and no
 query of a worker thread goes on running on the server after the process is gone.
-Should the process still be there 0.8 s later (its exit held up by a loaded machine or a
+Should the process still be there 0.7 s later (its exit held up by a loaded machine or a
 thread stuck in a library), it is ended as by a kill, which every build survives.
 
 :func:`requested` tells a ``KeyboardInterrupt`` the user asked for from one a chart
@@ -33,7 +33,7 @@ _sockets: tuple[socket.socket, socket.socket] | None = None
 
 
 #: Seconds the process may take to stop after Ctrl-C or SIGTERM before it is ended.
-DEADLINE = 0.8
+DEADLINE = 0.7
 
 
 def _exit(code: int) -> None:
@@ -87,15 +87,20 @@ def install() -> None:
         while data := reader.recv(64):
             received = stops.intersection(data)
             if received:
-                for wrapper in list(opened):
-                    _cancel(wrapper)
                 # Whatever holds the process up past the deadline (a loaded machine, a
-                # thread stuck in a library), it ends then: as after a kill, the next
-                # build repairs what this one left.
+                # thread stuck in a library, a cancel request the server is slow to
+                # answer), it ends then: as after a kill, the next build repairs what this
+                # one left. The clock starts before the cancels, which may take time.
                 code = 128 + min(received)
                 deadline = threading.Timer(DEADLINE, _exit, [code])
                 deadline.daemon = True
                 deadline.start()
+                # Each connection's cancel in a thread of its own: one slow cancel
+                # request does not hold up the others.
+                for wrapper in list(opened):
+                    threading.Thread(
+                        target=_cancel, args=(wrapper,), name="chartbuild-cancel", daemon=True
+                    ).start()
 
     threading.Thread(target=interrupt_queries, name="chartbuild-interrupt", daemon=True).start()
 

@@ -1,0 +1,59 @@
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A process whose exit is held up twice: a database's cancel request that does not
+# answer, and a thread that keeps the interpreter from leaving.
+STUCK = textwrap.dedent(
+    """
+    import threading, time
+    import django
+    django.setup()
+    from django.db.backends.signals import connection_created
+    from chartbuild import interrupts
+
+    class Unanswered:
+        def cancel_safe(self, timeout):
+            time.sleep(30)
+
+    class Connection:
+        vendor = "postgresql"
+        alias = "elsewhere"
+        connection = Unanswered()
+
+    interrupts.install()
+    held = Connection()  # the set of connections holds them weakly
+    connection_created.send(sender=None, connection=held)
+    threading.Thread(target=time.sleep, args=(30,)).start()
+    print("ready", flush=True)
+    time.sleep(30)
+    """
+)
+
+
+def test_sigterm_ends_the_process_by_the_deadline_whatever_holds_it_up():
+    process = subprocess.Popen(
+        [sys.executable, "-c", STUCK],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout.readline().strip() == "ready"
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(10)
+        took = time.monotonic() - started
+        assert code == 128 + signal.SIGTERM
+        # The deadline is 0.7 s; the rest is the machine's.
+        assert took < 3
+    finally:
+        if process.poll() is None:
+            process.kill()
