@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import gc
 import json
 import logging
 import multiprocessing
@@ -47,6 +48,7 @@ from chartbuild import (
     lock,
     outputs,
     pages,
+    progress,
     reads,
     render,
     storage,
@@ -176,6 +178,8 @@ def build(generator_name: str, name: str) -> None:
     """Build one chart or number; raise :class:`ChartError` if it fails."""
     generator = catalog.cached().generator(generator_name)
     declaration = generator.get(name)
+    if declaration.kind == "chart" and threading.current_thread() is not threading.main_thread():
+        render.start_workers()  # they start while the generator is imported and queried
     _touch(generator_name)
     previous = outputs.read_record(generator_name, name)
     try:
@@ -409,6 +413,12 @@ def finish() -> None:
     """
     if isinstance(threading.current_thread(), MThreadRunner.DaemonThread):
         return
+    _write_what_was_held_back()
+    if _process_ends_with_this_build():
+        _prepare_to_exit()
+
+
+def _write_what_was_held_back() -> None:
     with _guard:
         missing = sorted(_built - _written)
         manifest_due = (bool(_built) or _manifest_due) and MANIFEST not in _written
@@ -425,3 +435,29 @@ def finish() -> None:
             _write_manifest()
         except (OSError, ChartbuildError) as exc:
             logger.error("cannot write the manifest: %s", exc)
+
+
+def _process_ends_with_this_build() -> bool:
+    """Whether this process is a one-off ``doit`` command, which exits when its build ends
+    (not ``doit auto``, nor a build run from Django by :mod:`chartbuild.runner`)."""
+    if progress.in_process():
+        return False
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name == "doit.__main__":  # python -m doit
+        return True
+    entry = getattr(main, "main", None)  # the doit script: from doit.__main__ import main
+    return getattr(entry, "__module__", None) == "doit.__main__"
+
+
+def _prepare_to_exit() -> None:
+    """Make the exit of a one-off ``doit`` quick, once its build is done and saved.
+
+    Its render workers are idle: they are ended rather than waited for (vl-convert's
+    engine takes a while to leave). And the interpreter's exit is spared a garbage
+    collection over the task graph, the catalog and every module loaded, which would
+    take longer than the no-op build itself: they are frozen (``gc.freeze``) and freed
+    with the process.
+    """
+    render.shutdown(now=True)
+    gc.freeze()

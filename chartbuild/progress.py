@@ -160,3 +160,8 @@ def reporting_to(replacement: Any) -> Iterator[None]:
         yield
     finally:
         _current = None
+
+
+def in_process() -> bool:
+    """Whether an in-process build (:mod:`chartbuild.runner`) is running."""
+    return _current is not None

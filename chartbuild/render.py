@@ -14,8 +14,10 @@ This module imports no Django at module level, as the workers import it.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import multiprocessing
 import os
+import signal
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -24,26 +26,20 @@ _pool: ProcessPoolExecutor | None = None
 _guard = threading.Lock()
 #: Set once every worker has started its engine.
 _ready = threading.Event()
-#: vl-convert renders one spec at a time in a process: this process's turn.
-_here = threading.Lock()
 
 
 def images(spec: dict[str, Any]) -> tuple[str, bytes]:
     """The SVG and PNG of a Vega-Lite spec (in a worker process when called from a worker
     thread); the PNG has the size of the SVG.
 
-    While the workers start (a second or so), this process renders too, one spec at a
-    time: a small rebuild does not wait for them.
+    A worker thread waits for the workers to start rather than render here meanwhile:
+    vl-convert's first render in a process takes half a second and holds the GIL
+    for much of it, which would slow the threads down and, on a small machine, the
+    workers' own start as well.
     """
     if threading.current_thread() is threading.main_thread():
         return _images(spec)
-    pool = _workers()
-    if not _ready.is_set() and _here.acquire(blocking=False):
-        try:
-            return _images(spec)
-        finally:
-            _here.release()
-    svg, png = pool.submit(_images, spec).result()
+    svg, png = _workers().submit(_images, spec).result()
     return svg, png
 
 
@@ -106,11 +102,21 @@ def start_workers() -> None:
     _workers()
 
 
-def shutdown() -> None:
-    """Stop the worker processes (they are started again when needed)."""
+def shutdown(*, now: bool = False) -> None:
+    """Stop the worker processes (they are started again when needed).
+
+    With ``now``, end them at once rather than let them leave in their own time (which
+    vl-convert's engine makes take a while): for a process about to exit, whose workers
+    have nothing left to do.
+    """
     global _pool
     with _guard:
         pool, _pool = _pool, None
         _ready.clear()
-    if pool is not None:
-        pool.shutdown(wait=False, cancel_futures=True)
+    if pool is None:
+        return
+    workers = list(getattr(pool, "_processes", None) or {}) if now else []
+    pool.shutdown(wait=False, cancel_futures=True)
+    for pid in workers:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)

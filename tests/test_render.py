@@ -1,0 +1,100 @@
+import gc
+import os
+import sys
+import threading
+import types
+
+import pytest
+
+from chartbuild import actions, progress, render, runner
+
+SPEC = {
+    "mark": "bar",
+    "data": {"values": [{"a": "x", "b": 1}, {"a": "y", "b": 2}]},
+    "encoding": {
+        "x": {"field": "a", "type": "nominal"},
+        "y": {"field": "b", "type": "quantitative"},
+    },
+}
+
+
+@pytest.fixture
+def workers():
+    yield
+    render.shutdown(now=True)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def in_thread(function, *args):
+    result = {}
+    thread = threading.Thread(target=lambda: result.setdefault("value", function(*args)))
+    thread.start()
+    thread.join(60)
+    return result["value"]
+
+
+def test_a_worker_thread_renders_in_a_worker_process(workers):
+    svg, png = in_thread(render.images, SPEC)
+    assert svg.startswith("<svg") and png.startswith(b"\x89PNG")
+    assert render._pool is not None and render._ready.wait(30)
+    pids = list(render._pool._processes)
+    assert pids and os.getpid() not in pids
+
+
+def test_shutdown_now_ends_the_workers_at_once(workers):
+    in_thread(render.images, SPEC)
+    pids = list(render._pool._processes)
+    render.shutdown(now=True)
+    assert render._pool is None
+    for _ in range(200):
+        if not any(alive(pid) for pid in pids):
+            break
+        threading.Event().wait(0.01)
+    assert not any(alive(pid) for pid in pids)
+    # started again when needed
+    svg, _ = in_thread(render.images, SPEC)
+    assert svg.startswith("<svg")
+
+
+def test_only_a_one_off_doit_process_ends_with_its_build(monkeypatch):
+    import doit.__main__
+
+    script = types.ModuleType("__main__")
+    script.main = doit.__main__.main  # what the `doit` script holds
+    monkeypatch.setitem(sys.modules, "__main__", script)
+    assert actions._process_ends_with_this_build()
+    with progress.reporting_to(runner.SummaryReporter()):  # doit auto, gencharts, the hook
+        assert not actions._process_ends_with_this_build()
+    module = types.ModuleType("__main__")  # python -m doit
+    module.__spec__ = types.SimpleNamespace(name="doit.__main__")
+    monkeypatch.setitem(sys.modules, "__main__", module)
+    assert actions._process_ends_with_this_build()
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))  # a web server
+    assert not actions._process_ends_with_this_build()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_in_process_build_keeps_its_workers_and_leaves_the_collector_alone(
+    settings, tmp_path, workers
+):
+    """A long-lived process (doit auto, a web server's hook) keeps its render workers warm
+    and must not freeze its objects: only a one-off doit prepares to exit."""
+    from django.contrib.auth.models import User
+
+    settings.CHARTBUILD_OUTPUT_DIR = tmp_path / "charts"
+    settings.CHARTBUILD_STATE_DIR = tmp_path / "state"
+    settings.CHARTBUILD_PARALLEL = 2
+    User.objects.create(username="ada")
+    assert gc.get_freeze_count() == 0
+    result = runner.build()
+    assert result.ok and "users.signups_per_month" in result.charts
+    assert render._pool is not None
+    assert all(alive(pid) for pid in render._pool._processes)
+    assert gc.get_freeze_count() == 0
