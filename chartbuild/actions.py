@@ -415,7 +415,10 @@ def finish() -> None:
         return
     _write_what_was_held_back()
     if _process_ends_with_this_build():
-        _prepare_to_exit()
+        # Its build is done and saved: spare the interpreter's exit its garbage
+        # collections over the task graph, the catalog, Altair and every module loaded
+        # (longer than a no-op build's own work). Frozen objects are freed with the process.
+        gc.freeze()
 
 
 def _write_what_was_held_back() -> None:
@@ -448,16 +451,3 @@ def _process_ends_with_this_build() -> bool:
         return True
     entry = getattr(main, "main", None)  # the doit script: from doit.__main__ import main
     return getattr(entry, "__module__", None) == "doit.__main__"
-
-
-def _prepare_to_exit() -> None:
-    """Make the exit of a one-off ``doit`` quick, once its build is done and saved.
-
-    Its render workers are idle: they are ended rather than waited for (vl-convert's
-    engine takes a while to leave). And the interpreter's exit is spared a garbage
-    collection over the task graph, the catalog and every module loaded, which would
-    take longer than the no-op build itself: they are frozen (``gc.freeze``) and freed
-    with the process.
-    """
-    render.shutdown(now=True)
-    gc.freeze()

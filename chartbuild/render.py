@@ -14,10 +14,8 @@ This module imports no Django at module level, as the workers import it.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import multiprocessing
 import os
-import signal
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -102,21 +100,11 @@ def start_workers() -> None:
     _workers()
 
 
-def shutdown(*, now: bool = False) -> None:
-    """Stop the worker processes (they are started again when needed).
-
-    With ``now``, end them at once rather than let them leave in their own time (which
-    vl-convert's engine makes take a while): for a process about to exit, whose workers
-    have nothing left to do.
-    """
+def shutdown() -> None:
+    """Stop the worker processes (they are started again when needed)."""
     global _pool
     with _guard:
         pool, _pool = _pool, None
         _ready.clear()
-    if pool is None:
-        return
-    workers = list(getattr(pool, "_processes", None) or {}) if now else []
-    pool.shutdown(wait=False, cancel_futures=True)
-    for pid in workers:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)

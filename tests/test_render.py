@@ -21,7 +21,7 @@ SPEC = {
 @pytest.fixture
 def workers():
     yield
-    render.shutdown(now=True)
+    render.shutdown()
 
 
 def alive(pid: int) -> bool:
@@ -48,10 +48,10 @@ def test_a_worker_thread_renders_in_a_worker_process(workers):
     assert pids and os.getpid() not in pids
 
 
-def test_shutdown_now_ends_the_workers_at_once(workers):
+def test_shutdown_ends_the_workers_and_a_render_starts_them_again(workers):
     in_thread(render.images, SPEC)
     pids = list(render._pool._processes)
-    render.shutdown(now=True)
+    render.shutdown()
     assert render._pool is None
     for _ in range(200):
         if not any(alive(pid) for pid in pids):
