@@ -17,9 +17,11 @@ which is what standbys report.
 
 Every build against the database, from any machine, also holds a second advisory lock
 while it runs (:func:`building`, :func:`hold_build`): the leader's builds, one-off ``doit``
-runs, ``manage.py gen`` and the ``"build"`` hook. So two builds never publish at once, and a
-one-off run waits for the build under way (up to ``CHARTBUILD_LOCK_TIMEOUT`` seconds; ``0``
-fails at once, naming the build it met), then builds. It is taken after the state
+runs, ``manage.py gen`` and the ``"build"`` hook. So two builds never publish at once (a
+build confirms that its session still holds the lock before it publishes:
+:func:`confirm_build`), and a one-off run waits for the build under way (up to
+``CHARTBUILD_LOCK_TIMEOUT`` seconds; ``0`` fails at once, naming the build it met), then
+builds. It is taken after the state
 directory's own lock, by every builder in that order.
 """
 
@@ -138,16 +140,8 @@ class Leadership:
         """Whether this builder's session still holds the lock (asked of the server)."""
         if self._connection is None:
             return False
-        try:
-            with self._connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT 1 FROM pg_locks WHERE pid = pg_backend_pid() AND granted"
-                    " AND locktype = 'advisory' AND objsubid = 1"
-                    " AND classid = %s AND objid = %s",
-                    _halves(self.key),
-                )
-                held = cursor.fetchone() is not None
-        except Exception:  # the session is gone, and the lock with it
+        held = _holds(self._connection, self.key)
+        if held is None:  # the session is gone, and the lock with it
             self._disconnect()
             return False
         if not held:
@@ -247,6 +241,8 @@ class Leadership:
 _build_guard = threading.Lock()
 #: The session holding the database's build lock for this process, if it holds it.
 _build_session: Any = None
+#: And the lock's key.
+_build_key = 0
 
 
 def hold_build(timeout: float, using: str | None = None) -> bool:
@@ -257,7 +253,7 @@ def hold_build(timeout: float, using: str | None = None) -> bool:
     process's end. Raises :class:`~chartbuild.exceptions.LockTimeout` naming the build
     under way if it runs longer than ``timeout`` seconds.
     """
-    global _build_session
+    global _build_session, _build_key
     using = using or conf.database()
     if not elects(using):
         return False
@@ -266,6 +262,8 @@ def hold_build(timeout: float, using: str | None = None) -> bool:
             return False
         try:
             wrapper = _session(using)
+            # confirmed, and closed, from whichever thread publishes or ends the build
+            wrapper.inc_thread_sharing()
             lock_key = key(wrapper, "chartbuild-build")
         except DatabaseError as exc:
             raise ChartbuildError(
@@ -281,8 +279,27 @@ def hold_build(timeout: float, using: str | None = None) -> bool:
                     f"lost database {using!r} while waiting for its build lock: {_first_line(exc)}"
                 ) from exc
             raise
-        _build_session = wrapper
+        _build_session, _build_key = wrapper, lock_key
         return True
+
+
+def confirm_build() -> None:
+    """Before a build publishes: its session still holds the database's build lock.
+
+    The server may have ended that session during the build (an administrator, a network
+    failure), and another build may then have started. Raises :class:`ChartbuildError`
+    (and lets the lock go) if so. Nothing to confirm for a process that does not hold it.
+    """
+    with _build_guard:
+        wrapper, lock_key = _build_session, _build_key
+    if wrapper is None or _holds(wrapper, lock_key):
+        return
+    release_build()
+    raise ChartbuildError(
+        f"this build lost the build lock of database {wrapper.alias!r} (the server ended its"
+        " session): another build may be running, so nothing was published. The next build"
+        " publishes the outputs."
+    )
 
 
 def _wait_for_build_lock(wrapper: Any, lock_key: int, using: str, timeout: float) -> None:
@@ -354,6 +371,21 @@ def describe(session: dict[str, Any] | None) -> str:
         since, pid, host = parts[2], parts[3], " ".join(parts[4:])
         return f"builder pid {pid} on {host} (since {since})"
     return f"session {session['pid']} from {session['address']}"
+
+
+def _holds(wrapper: Any, lock_key: int) -> bool | None:
+    """Whether ``wrapper``'s session holds ``lock_key`` (None: the session is gone)."""
+    try:
+        with wrapper.cursor() as cursor:
+            cursor.execute(
+                "SELECT 1 FROM pg_locks WHERE pid = pg_backend_pid() AND granted"
+                " AND locktype = 'advisory' AND objsubid = 1"
+                " AND classid = %s AND objid = %s",
+                _halves(lock_key),
+            )
+            return cursor.fetchone() is not None
+    except Exception:
+        return None
 
 
 def _halves(lock_key: int) -> list[int]:

@@ -40,7 +40,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import Storage, storages
 
-from chartbuild import conf, outputs
+from chartbuild import conf, leader, outputs
 from chartbuild.exceptions import ChartbuildError
 from chartbuild.files import write_if_changed
 
@@ -163,6 +163,7 @@ def publish(touched: Collection[str] | None) -> None:
             **{k: at for k, at in retired.items() if k not in expired},
             **{k: now for k in known - named},
         }
+        leader.confirm_build()  # no other build can have published since this one began
         _replace(store, outputs.manifest(), json.dumps(local, indent=1, sort_keys=True) + "\n")
     except ChartbuildError:
         raise

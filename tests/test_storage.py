@@ -132,6 +132,36 @@ def test_a_failed_publication_is_retried_by_the_next_build(tmp_path, web):
     assert total_users(client) == 3
 
 
+def test_a_build_that_lost_the_build_lock_publishes_nothing(tmp_path, postgres):
+    """The server ended the session holding the build lock during the build (another build
+    may have begun): the manifest is not published; the next build publishes it."""
+    folder = tmp_path / "published"
+    config = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(folder)},
+    }
+    User.objects.create(username="ada")
+    build = Build(tmp_path / "builder", generators=["tests.generators.ends_build_session"])
+    build.env["CHARTBUILD_TEST_STORAGE"] = json.dumps(config)
+    marker = tmp_path / "end-the-build-session"
+    marker.touch()
+    build.env["CHARTBUILD_TEST_END_BUILD_SESSION"] = str(marker)
+    lost = build.run()
+    assert not marker.exists()  # the session was ended during this build
+    assert lost.returncode != 0
+    error = lost.task("manifest")["error"]
+    assert "lost the build lock of database 'default'" in error
+    assert "nothing was published" in error
+    assert not (folder / "manifest.json").exists()
+
+    again = build.run()
+    assert again.returncode == 0, again.stderr
+    published = json.loads((folder / "manifest.json").read_text())
+    assert [e["task"] for e in published["entries"]] == [
+        "ends_build_session.ends_the_build_session"
+    ]
+
+
 @pytest.fixture
 def s3():
     """A local S3-compatible server (moto's), with an empty bucket."""
