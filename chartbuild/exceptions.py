@@ -27,3 +27,10 @@ class LockTimeout(ChartbuildError):
 
 class BuildFailed(ChartbuildError):
     """A build ran and some of its tasks failed; the message lists them."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (a database error's can run to several),
+    or its type's name if it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

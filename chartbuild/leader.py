@@ -40,7 +40,7 @@ from typing import Any
 from django.db import DatabaseError, connections
 
 from chartbuild import conf
-from chartbuild.exceptions import ChartbuildError, LockTimeout
+from chartbuild.exceptions import ChartbuildError, LockTimeout, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ class Leadership:
         except Exception as exc:
             self._disconnect()
             self._once(
-                f"cannot reach database {self.using!r} to elect the builder ({_first_line(exc)});"
+                f"cannot reach database {self.using!r} to elect the builder ({first_line(exc)});"
                 f" trying again every {self.retry:g} s"
             )
             return False
@@ -267,7 +267,7 @@ def hold_build(timeout: float, using: str | None = None) -> bool:
             lock_key = key(wrapper, "chartbuild-build")
         except DatabaseError as exc:
             raise ChartbuildError(
-                f"cannot reach database {using!r} to take its build lock: {_first_line(exc)}"
+                f"cannot reach database {using!r} to take its build lock: {first_line(exc)}"
             ) from exc
         try:
             _wait_for_build_lock(wrapper, lock_key, using, timeout)
@@ -276,7 +276,7 @@ def hold_build(timeout: float, using: str | None = None) -> bool:
                 wrapper.close()
             if isinstance(exc, DatabaseError):
                 raise ChartbuildError(
-                    f"lost database {using!r} while waiting for its build lock: {_first_line(exc)}"
+                    f"lost database {using!r} while waiting for its build lock: {first_line(exc)}"
                 ) from exc
             raise
         _build_session, _build_key = wrapper, lock_key
@@ -392,8 +392,3 @@ def _halves(lock_key: int) -> list[int]:
     """A bigint advisory key as ``pg_locks`` shows it: ``classid`` (high), ``objid`` (low)."""
     unsigned = lock_key & 0xFFFFFFFFFFFFFFFF
     return [unsigned >> 32, unsigned & 0xFFFFFFFF]
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -24,6 +24,7 @@ from typing import Any
 from django.db import connections
 
 from chartbuild.capture import CHANNEL
+from chartbuild.exceptions import first_line
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class Listener:
                 self._disconnect()
                 if not lost:
                     self.say(
-                        f"cannot LISTEN on database {self.using!r} ({_first_line(exc)}); "
+                        f"cannot LISTEN on database {self.using!r} ({first_line(exc)}); "
                         f"retrying every {self.retry:g} s, polling meanwhile"
                     )
                     lost = True
@@ -103,7 +104,7 @@ class Listener:
                 if not self._closed.is_set():
                     self.say(
                         f"lost the LISTEN connection to database {self.using!r} "
-                        f"({_first_line(exc)}); reconnecting"
+                        f"({first_line(exc)}); reconnecting"
                     )
                     lost = True
             finally:
@@ -123,8 +124,3 @@ class Listener:
                 if raw.notifies:
                     raw.notifies.clear()
                     on_wake()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
