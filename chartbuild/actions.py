@@ -208,19 +208,13 @@ def build(generator_name: str, name: str) -> None:
 
 
 def inputs_of(generator: catalog.Generator, declaration: Declaration) -> str:
-    """A digest of what a chart is built from now: its models' stamps, its generator's
-    source (a builder that takes over compares it, see :mod:`chartbuild.handover`)."""
-    from chartbuild.tasks import file_md5
-
-    state = conf.state_dir()
-    stamps = []
+    """A digest of what a chart is built from now (see :func:`chartbuild.handover.inputs`)."""
+    stamps = {}
     for model in declaration.models:
-        try:
-            stamps.append(exporter.stamp_path(state, model).read_text())
-        except OSError:
-            stamps.append("")
-    source = file_md5(str(generator.path)) if generator.path is not None else ""
-    return handover.inputs(stamps, source)
+        path = exporter.stamp_path(conf.state_dir(), model)
+        with contextlib.suppress(OSError):
+            stamps[path.name] = path.read_text()
+    return handover.inputs(generator, declaration, stamps)
 
 
 def make(

@@ -142,14 +142,6 @@ def _settings_errors() -> list[CheckMessage]:
     return errors
 
 
-def _is_local(store: Any) -> bool:
-    try:
-        store.path("manifest.json")
-    except NotImplementedError:
-        return False
-    return True
-
-
 def _storage() -> list[CheckMessage]:
     """E020, E021: the storage the outputs are published to."""
     grace = getattr(settings, "CHARTBUILD_STORAGE_GRACE", 60)
@@ -174,7 +166,7 @@ def _storage() -> list[CheckMessage]:
             for option in ("file_overwrite", "overwrite_files", "allow_overwrite")
             if getattr(store, option, True) is False
         ]
-        if not keeps or _is_local(store):
+        if not keeps or storage.local_path(store, outputs.manifest()) is not None:
             return []
         problem = f"{keeps[0]} is False: manifest.json could not be replaced"
     return [

@@ -29,6 +29,7 @@ import hashlib
 import logging
 import secrets
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,10 +63,17 @@ def _local_serial(state_dir: Path) -> str:
         return ""
 
 
-def inputs(stamps: list[str], source_md5: str) -> str:
-    """The digest of a chart's inputs: its models' stamps (in declared order) and its
-    generator's source. Recorded with each chart; compared by a builder that takes over."""
-    text = "\0".join([*stamps, source_md5])
+def inputs(
+    generator: catalog.Generator, declaration: Declaration, stamps: Mapping[str, str]
+) -> str:
+    """The digest of a chart's inputs: its models' stamps (``stamps``: by stamp file name)
+    and its generator's source. Recorded with each chart when it is built; compared, with
+    the saved stamps, by a builder that takes over."""
+    from chartbuild.tasks import file_md5
+
+    source = file_md5(str(generator.path)) if generator.path is not None else ""
+    names = [exporter.stamp_path(Path(), model).name for model in declaration.models]
+    text = "\0".join([*(stamps.get(name, "") for name in names), source])
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -128,12 +136,6 @@ class Adopted:
         )
 
 
-def _source_md5(generator: catalog.Generator) -> str:
-    from chartbuild.tasks import file_md5
-
-    return file_md5(str(generator.path)) if generator.path is not None else ""
-
-
 def _objects(generator: str, declaration: Declaration, entry: dict[str, Any]) -> dict[str, str]:
     """The stored files of a chart, by output path: only the paths it may have (a stored
     manifest names nothing else of this machine's output directory)."""
@@ -175,17 +177,10 @@ def adopt() -> Adopted | None:
     for generator in cat.generators:
         if generator.error:
             continue
-        source = _source_md5(generator)
         for declaration in generator.declarations:
             entry = stored.get(f"{generator.name}.{declaration.name}") or {}
             objects = _objects(generator.name, declaration, entry)
-            expected = inputs(
-                [
-                    stamps.get(exporter.stamp_path(state_dir, m).name, "")
-                    for m in declaration.models
-                ],
-                source,
-            )
+            expected = inputs(generator, declaration, stamps)
             # built from exactly the saved stamps and this source, and not failed since
             if objects and entry.get("inputs") == expected and not entry.get("error"):
                 built.append((generator, declaration, objects))

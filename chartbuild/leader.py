@@ -21,8 +21,7 @@ runs, ``manage.py gen`` and the ``"build"`` hook. So two builds never publish at
 build confirms that its session still holds the lock before it publishes:
 :func:`confirm_build`), and a one-off run waits for the build under way (up to
 ``CHARTBUILD_LOCK_TIMEOUT`` seconds; ``0`` fails at once, naming the build it met), then
-builds. It is taken after the state
-directory's own lock, by every builder in that order.
+builds. It is taken after the state directory's own lock, by every builder in that order.
 """
 
 from __future__ import annotations

@@ -210,7 +210,7 @@ def _upload(store: Storage, known: set[str], path: str, content: bytes) -> str:
     name = object_name(path, content)
     if name in known:
         return name
-    local = _local(store, name)
+    local = local_path(store, name)
     if local is not None:  # written beside, then renamed: never a part under its name
         write_if_changed(local, content)
     elif not store.exists(name):
@@ -220,7 +220,7 @@ def _upload(store: Storage, known: set[str], path: str, content: bytes) -> str:
     return name
 
 
-def _local(store: Storage, name: str) -> Path | None:
+def local_path(store: Storage, name: str) -> Path | None:
     """Where ``name`` is on this machine's file system, if the storage keeps it there."""
     try:
         return Path(store.path(name))
@@ -230,7 +230,7 @@ def _local(store: Storage, name: str) -> Path | None:
 
 def _replace(store: Storage, name: str, text: str) -> None:
     """Write ``name`` over its old content: atomically on a local file system."""
-    local = _local(store, name)
+    local = local_path(store, name)
     if local is not None:
         write_if_changed(local, text)
         return

@@ -63,6 +63,23 @@ def test_shutdown_ends_the_workers_and_a_render_starts_them_again(workers):
     assert svg.startswith("<svg")
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_one_off_doit_freezes_its_objects_once_its_build_is_saved(tmp_path):
+    """Its exit skips the collections over the task graph and every module."""
+    import re
+
+    from django.contrib.auth.models import User
+
+    from tests.doit import Build
+
+    User.objects.create(username="ada")
+    build = Build(tmp_path, generators=["tests.generators.reports_freeze"])
+    result = build.run()
+    assert result.returncode == 0, result.stderr
+    assert (build.out / "reports_freeze" / "one.json").exists()
+    assert int(re.search(r"frozen at exit: (\d+)", result.stderr)[1]) > 10_000
+
+
 def test_only_a_one_off_doit_process_ends_with_its_build(monkeypatch):
     import doit.__main__
 
