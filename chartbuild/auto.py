@@ -11,6 +11,7 @@ goes with the process.
 from __future__ import annotations
 
 import contextlib
+import gc
 import sys
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ class Auto(DoitCmdBase):  # type: ignore[misc]
             self.outstream.flush()
 
         leadership = leader.for_builder(conf.database(), say=say)
+        heap = Heap()
 
         def build(tasks: list[str] = args) -> BuildResult:
             if leadership is not None:
@@ -62,14 +64,17 @@ class Auto(DoitCmdBase):  # type: ignore[misc]
                 except leader.LeadershipLost as exc:
                     raise StopWatching(str(exc)) from exc  # back to standby
             replaced = reconnect.refresh()
-            return runner.build(
+            result = runner.build(
                 tasks, loader=DodoTaskLoader(), loader_args=["-f", str(dodo)], reset=bool(replaced)
             )
+            heap.settle()
+            return result
 
         def sources() -> list[Path]:
             return [dodo, *(g.path for g in catalog.load().generators if g.path)]
 
         def reload(paths: set[Path]) -> None:
+            heap.thaw()  # the old generators' modules may be garbage now
             if dodo in paths:
                 sys.modules.pop(dodo.stem, None)
 
@@ -104,9 +109,10 @@ class Auto(DoitCmdBase):  # type: ignore[misc]
             return watcher.run()
 
         interrupts.install()  # Ctrl-C and SIGTERM stop it at once, even inside a query
-        render.warm_up()
-        if conf.parallel() > 1:
-            render.start_workers()  # a rebuild renders at once, not after their start
+        if conf.parallel() > 1:  # a rebuild renders at once, not after their start
+            render.start_workers(practise=True)
+        else:
+            render.warm_up(practise=True)
         warm_up()
         try:
             while True:
@@ -136,3 +142,29 @@ def warm_up() -> None:
         if not generator.error:
             with contextlib.suppress(GeneratorError):  # the build says it, in its task
                 catalog.import_generator(generator.module)
+
+
+class Heap:
+    """Keeps a long-lived builder's settled objects out of the garbage collector's way.
+
+    After its first build, nearly all of a watcher's objects stay for good: Django, Altair
+    and its schema, the generators, the catalog. Left to the collector, every full
+    collection walks them all again, about 50 ms on a site of 1,000 charts, in one build
+    of two. Collected once and then frozen (:func:`gc.freeze`), they are skipped, and the
+    collector walks only what each build makes. A reload of the task graph thaws them, so
+    that the generators it replaces can be collected before the next freeze.
+    """
+
+    def __init__(self) -> None:
+        self.settled = False
+
+    def settle(self) -> None:
+        """Collect, then freeze what is left (once, until :meth:`thaw`)."""
+        if not self.settled:
+            gc.collect()
+            gc.freeze()
+            self.settled = True
+
+    def thaw(self) -> None:
+        gc.unfreeze()
+        self.settled = False

@@ -235,3 +235,35 @@ def test_its_warm_up_imports_the_generators_and_leaves_a_broken_one_to_its_task(
     monkeypatch.delitem(sys.modules, "warm_ok")
     auto.warm_up()
     assert "warm_ok" in sys.modules and "warm_broken" not in sys.modules
+
+
+def test_after_a_build_it_freezes_what_it_keeps_and_a_reload_thaws_it(tmp_path, settings):
+    """Full collections skip the objects a watcher keeps for good (Django, Altair, the
+    generators); a reload of the generators thaws them so the old ones can be collected."""
+    build = Build(tmp_path, generators=["gens.heap"])
+    build.gens.mkdir()
+    source = build.gens / "heap.py"
+    source.write_text(
+        "import gc\n\nfrom chartbuild import number\n\n\n"
+        "@number(models=['auth.User'])\ndef frozen():\n    return gc.get_freeze_count()\n"
+    )
+    settings.CHARTBUILD_STATE_DIR = build.state  # where this process's hook signals
+
+    def frozen() -> int:
+        return json.loads((build.out / "heap" / "frozen.json").read_text())["value"]
+
+    watcher = Auto(build)
+    try:
+        watcher.wait_for("start:")
+        assert frozen() == 0  # its first build ran before anything was settled
+        User.objects.create(username="second")
+        watcher.wait_for("heap.frozen", timeout=10)
+        assert frozen() > 10_000
+        source.write_text(source.read_text() + "\n# edited\n")
+        assert "heap.py changed" in watcher.wait_for("heap.frozen", timeout=10)
+        assert frozen() == 0
+        User.objects.create(username="third")
+        watcher.wait_for("heap.frozen", timeout=10)
+        assert frozen() > 10_000
+    finally:
+        watcher.stop()

@@ -63,6 +63,27 @@ def test_shutdown_ends_the_workers_and_a_render_starts_them_again(workers):
     assert svg.startswith("<svg")
 
 
+def test_a_long_lived_builders_workers_practise_and_a_one_off_builds_do_not(workers, monkeypatch):
+    """doit auto's workers draw the practice charts as they start (and again after a
+    restart); a one-off build's workers only start the engine, its first chart waits."""
+    monkeypatch.setattr(render, "_practise", False)
+    render.start_workers()
+    assert not render._workers().submit(render._has_practised).result(60)
+    render.shutdown()
+    render.start_workers(practise=True)
+    assert render._workers().submit(render._has_practised).result(60)
+    render.shutdown()
+    svg, _ = in_thread(render.images, SPEC)  # started again by a render: as before
+    assert svg.startswith("<svg")
+    assert render._workers().submit(render._has_practised).result(60)
+
+
+def test_the_practice_charts_render():
+    for spec in render.PRACTICE:
+        svg, png = render._images(spec)
+        assert svg.startswith("<svg") and png.startswith(b"\x89PNG")
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_one_off_doit_freezes_its_objects_once_its_build_is_saved(tmp_path):
     """Its exit skips the collections over the task graph and every module."""
