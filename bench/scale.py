@@ -295,7 +295,7 @@ def live_rebuilds(
     try:
         while "start:" not in (auto.stdout.readline() or "start:"):
             pass
-        time.sleep(2)  # let the render workers start, as they have in a running watcher
+        time.sleep(3)  # let the render workers start and practise, as in a running watcher
         took = []
         for _ in range(times):
             changed = data.M07.objects.order_by("id").first()

@@ -109,7 +109,10 @@ class Auto(DoitCmdBase):  # type: ignore[misc]
             return watcher.run()
 
         interrupts.install()  # Ctrl-C and SIGTERM stop it at once, even inside a query
-        if conf.parallel() > 1:  # a rebuild renders at once, not after their start
+        # Renders go where the builds will run them (dodo.py's DOIT_CONFIG says): to the
+        # worker processes of a parallel build, started now so that a rebuild renders at
+        # once, or into this process's main thread.
+        if self.loader.load_doit_config().get("num_process"):
             render.start_workers(practise=True)
         else:
             render.warm_up(practise=True)

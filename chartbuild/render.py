@@ -15,6 +15,7 @@ This module imports no Django at module level, as the workers import it.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import multiprocessing
 import os
 import threading
@@ -99,7 +100,10 @@ def _warm(practise: bool = False) -> None:
     if practise:
         for _ in range(PRACTICE_ROUNDS):
             for spec in PRACTICE:
-                _images(spec)
+                # Only practice: a chart it cannot draw must not fail the worker's start
+                # (that would break the pool for every later build).
+                with contextlib.suppress(Exception):
+                    _images(spec)
         _practised = True
 
 
@@ -131,7 +135,7 @@ def _practice() -> list[dict[str, Any]]:
 #: watcher whose workers had drawn one point rendered its first bar charts at two to three
 #: times their later cost, and took a fifth longer than its next rebuilds. Bars, lines,
 #: points and arcs, with axes, legends and a title, a few rounds each, take about 0.4 s
-#: as the builder starts, off the path of every build.
+#: as the builder starts: its first build may wait for them, no rebuild does.
 PRACTICE = _practice()
 PRACTICE_ROUNDS = 5
 
@@ -145,7 +149,8 @@ def warm_up(*, practise: bool = False) -> None:
 def start_workers(*, practise: bool = False) -> None:
     """Start the worker processes now, in the background: a build that is about to render
     in worker threads does not wait for their start at its first chart. With ``practise``
-    (a long-lived builder), they draw the :data:`PRACTICE` charts as they start."""
+    (a long-lived builder), they draw the :data:`PRACTICE` charts as they start, from
+    then on: workers already running are left as they are."""
     global _practise
     with _guard:
         _practise = _practise or practise

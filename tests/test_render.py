@@ -78,6 +78,14 @@ def test_a_long_lived_builders_workers_practise_and_a_one_off_builds_do_not(work
     assert render._workers().submit(render._has_practised).result(60)
 
 
+def test_a_practice_chart_that_cannot_be_drawn_does_not_fail_the_start(monkeypatch):
+    """A worker's start runs the practice: raising there would break the pool for good."""
+    monkeypatch.setattr(render, "PRACTICE", [{"mark": "no-such-mark"}, SPEC])
+    monkeypatch.setattr(render, "_practised", False)
+    render._warm(practise=True)
+    assert render._practised
+
+
 def test_the_practice_charts_render():
     for spec in render.PRACTICE:
         svg, png = render._images(spec)
