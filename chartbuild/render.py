@@ -134,10 +134,11 @@ def _practice() -> list[dict[str, Any]]:
 #: compiles the code a kind of chart takes as it first draws it: on its first rebuild, a
 #: watcher whose workers had drawn one point rendered its first bar charts at two to three
 #: times their later cost, and took a fifth longer than its next rebuilds. Bars, lines,
-#: points and arcs, with axes, legends and a title, a few rounds each, take about 0.4 s
-#: as the builder starts: its first build may wait for them, no rebuild does.
+#: points and arcs, with axes, legends and a title, fifteen rounds each (five left the
+#: first rebuild about 0.1 s slower than the next), take about a second as the builder
+#: starts: its first build may wait for them, no rebuild does.
 PRACTICE = _practice()
-PRACTICE_ROUNDS = 5
+PRACTICE_ROUNDS = 15
 
 
 def warm_up(*, practise: bool = False) -> None:
