@@ -28,7 +28,7 @@ _guard = threading.Lock()
 _ready = threading.Event()
 #: Whether the workers of this process practise when they start (see :func:`start_workers`).
 _practise = False
-#: In a worker: whether it drew the :data:`PRACTICE` charts as it started.
+#: Whether this process (a worker, or a serial builder) drew the :data:`PRACTICE` charts.
 _practised = False
 
 

@@ -267,3 +267,23 @@ def test_after_a_build_it_freezes_what_it_keeps_and_a_reload_thaws_it(tmp_path, 
         assert frozen() > 10_000
     finally:
         watcher.stop()
+
+
+@pytest.mark.parametrize(("parallel", "practised_here"), [("1", 1), ("2", 0)])
+def test_it_practises_where_its_builds_render(tmp_path, parallel, practised_here):
+    """Serial builds render in its main thread, which practises; parallel builds render in
+    worker processes, which practise, and its own process starts no engine."""
+    build = Build(tmp_path, generators=["gens.where"])
+    build.env["CHARTBUILD_PARALLEL"] = parallel
+    build.gens.mkdir()
+    (build.gens / "where.py").write_text(
+        "from chartbuild import number, render\n\n\n"
+        "@number(models=['auth.User'])\ndef practised():\n    return int(render._practised)\n"
+    )
+    watcher = Auto(build)
+    try:
+        watcher.wait_for("start:")
+        value = json.loads((build.out / "where" / "practised.json").read_text())["value"]
+        assert value == practised_here
+    finally:
+        watcher.stop()
