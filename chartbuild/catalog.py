@@ -30,6 +30,7 @@ from chartbuild import conf
 from chartbuild.exceptions import GeneratorError
 from chartbuild.files import write_if_changed
 from chartbuild.outputs import STATIC
+from chartbuild.problems import Problem
 from chartbuild.registry import (
     SAFE_NAME,
     Declaration,
@@ -42,6 +43,12 @@ CACHE_VERSION = 2
 
 #: Names an output of the site already uses: a chart or number may not take them.
 RESERVED_NAMES = ("index", "manifest", "state", "static", "version")
+#: Names a generator may not take: the folder of the pages' scripts, the site's sign-in pages.
+RESERVED_GENERATORS = {
+    STATIC: "the folder of the pages' scripts",
+    "login": "the site's sign-in page",
+    "logout": "the site's sign-out address",
+}
 
 logger = logging.getLogger(__name__)
 
@@ -65,17 +72,6 @@ class Generator:
             if declaration.name == name:
                 return declaration
         raise KeyError(f"generator {self.name!r} declares no chart or number {name!r}")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A configuration mistake, reported as a system check and by the failing task."""
-
-    id: str
-    msg: str
-    hint: str
-    generator: str = ""
-    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -377,11 +373,11 @@ def validate(generators: list[Generator]) -> list[Problem]:
             )
             continue
         folded[g.lower()] = g
-        if g.lower() == STATIC:
+        if g.lower() in RESERVED_GENERATORS:
             problems.append(
                 Problem(
                     "chartbuild.E014",
-                    f"generator name {g!r} collides with the folder of the pages' scripts",
+                    f"generator name {g!r} collides with {RESERVED_GENERATORS[g.lower()]}",
                     "Rename the module, or list it in CHARTBUILD_GENERATORS under another name.",
                     g,
                 )

@@ -1,34 +1,7 @@
 """System checks: configuration mistakes reported by ``manage.py check`` with ids and hints.
 
-| id | problem |
-| --- | --- |
-| chartbuild.E001 | a generator module cannot be imported |
-| chartbuild.E002 | a generator, chart or number name is not a safe file name |
-| chartbuild.E003 | two charts or numbers of one generator share a name |
-| chartbuild.E004 | a chart or number reads a model that does not exist |
-| chartbuild.E005 | two generators share a name |
-| chartbuild.E006 | a chart or number declares no models |
-| chartbuild.E007 | ``CHARTBUILD_GENERATORS`` is not a list of dotted module paths |
-| chartbuild.E008 | ``mqueue`` is not in ``INSTALLED_APPS`` |
-| chartbuild.E009 | ``CHARTBUILD_HOOK`` is neither ``"signal"`` nor ``"build"`` |
-| chartbuild.E010 | a watched table's change-capture trigger is missing or outdated |
-| chartbuild.E011 | ``CHARTBUILD_CAPTURE`` is neither ``"auto"`` nor ``"orm"`` |
-| chartbuild.E012 | ``chartbuild`` comes before ``mqueue`` in ``INSTALLED_APPS`` |
-| chartbuild.E013 | ``CHARTBUILD_KEEP_EVENTS`` is not a ``timedelta`` |
-| chartbuild.E014 | a chart, number or generator name collides with another output |
-| chartbuild.E015 | a permission is not a known permission string, name or callable |
-| chartbuild.E016 | ``CHARTBUILD_SENDFILE`` is not one of its modes |
-| chartbuild.E017 | ``CHARTBUILD_LIVE_INTERVAL`` is not a positive number of seconds |
-| chartbuild.E018 | ``CHARTBUILD_LEADER`` is not a mode, or ``"postgres"`` on another database |
-| chartbuild.E019 | ``CHARTBUILD_LEADER_RETRY`` is not a positive number of seconds |
-| chartbuild.E020 | ``STORAGES["chartbuild"]`` cannot be loaded, or does not overwrite files |
-| chartbuild.E021 | ``CHARTBUILD_STORAGE_GRACE`` is not a number of seconds, 0 or more |
-| chartbuild.W001 | with the ``"build"`` hook, a model a chart reads is not tracked by mqueue |
-| chartbuild.W002 | the database has no capture triggers: other programs' writes are not seen |
-| chartbuild.W003 | a model mqueue tracks has no admin change page |
-| chartbuild.W004 | the last build saw a chart read a model it does not declare |
-| chartbuild.W005 | a model mqueue tracks has a primary key mqueue cannot store |
-| chartbuild.W006 | a chart reads a database view: writes to the tables behind it are not seen |
+Every id, with the problem it reports, is listed once in :data:`chartbuild.problems.CHECKS`
+(the documentation's table is made from it); :func:`_message` refuses any other.
 
 E010 and W006 look at the database (``CHARTBUILD_DATABASE``); they are skipped when it
 cannot be reached or is not migrated yet, and while ``migrate`` runs (it installs the
@@ -42,21 +15,31 @@ from datetime import timedelta
 from typing import Any
 
 from django.apps import apps
-from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import DatabaseError, connections, models
 from django.urls import NoReverseMatch, reverse
 
-from chartbuild import catalog, conf, outputs, permissions, reads, receivers, storage
+from chartbuild import catalog, conf, outputs, permissions, problems, reads, receivers, storage
 from chartbuild.registry import model_label, resolve_model
 
 TRACKED_OPERATIONS = {"c", "u", "d"}
-HOOK_MODES = ("signal", "build")
+
+
+def _known(messages: list[CheckMessage]) -> list[CheckMessage]:
+    """``messages``, once each id is known to be one of ``problems.CHECKS``."""
+    for message in messages:
+        problems.known(str(message.id))
+    return messages
 
 
 @register(Tags.compatibility)
 def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    generators = getattr(settings, "CHARTBUILD_GENERATORS", [])
+    """E001 to E009, E011 to E021, W001, W003 to W005: the settings and the generators."""
+    return _known(_configuration())
+
+
+def _configuration() -> list[CheckMessage]:
+    generators = conf.GENERATORS.value()
     if not isinstance(generators, list | tuple) or not all(isinstance(g, str) for g in generators):
         return [
             Error(
@@ -89,16 +72,17 @@ def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
 
 def _settings_errors() -> list[CheckMessage]:
     errors: list[CheckMessage] = []
-    hook = getattr(settings, "CHARTBUILD_HOOK", "signal")
-    if hook not in HOOK_MODES:
+    hook = conf.HOOK.value()
+    if hook not in conf.HOOK_MODES:
         errors.append(
             Error(
-                f"CHARTBUILD_HOOK must be one of {', '.join(map(repr, HOOK_MODES))}, not {hook!r}",
+                f"CHARTBUILD_HOOK must be one of {', '.join(map(repr, conf.HOOK_MODES))}, "
+                f"not {hook!r}",
                 hint='"signal" wakes a running `doit auto`; "build" builds in the saving process.',
                 id="chartbuild.E009",
             )
         )
-    capture = getattr(settings, "CHARTBUILD_CAPTURE", "auto")
+    capture = conf.CAPTURE.value()
     if capture not in conf.CAPTURE_MODES:
         errors.append(
             Error(
@@ -109,7 +93,7 @@ def _settings_errors() -> list[CheckMessage]:
                 id="chartbuild.E011",
             )
         )
-    keep = getattr(settings, "CHARTBUILD_KEEP_EVENTS", None)
+    keep = conf.KEEP_EVENTS.value()
     if keep is not None and not (isinstance(keep, timedelta) and keep > timedelta(0)):
         errors.append(
             Error(
@@ -118,7 +102,7 @@ def _settings_errors() -> list[CheckMessage]:
                 id="chartbuild.E013",
             )
         )
-    mode = getattr(settings, "CHARTBUILD_SENDFILE", "") or ""
+    mode = conf.SENDFILE.value() or ""
     if mode not in conf.SENDFILE_MODES:
         errors.append(
             Error(
@@ -131,8 +115,7 @@ def _settings_errors() -> list[CheckMessage]:
         )
     errors.extend(
         _seconds(
-            "CHARTBUILD_LIVE_INTERVAL",
-            1,
+            conf.LIVE_INTERVAL,
             "Open pages look for a new build this often; 1 is the default.",
             "chartbuild.E017",
         )
@@ -144,7 +127,7 @@ def _settings_errors() -> list[CheckMessage]:
 
 def _storage() -> list[CheckMessage]:
     """E020, E021: the storage the outputs are published to."""
-    grace = getattr(settings, "CHARTBUILD_STORAGE_GRACE", 60)
+    grace = conf.STORAGE_GRACE.value()
     if isinstance(grace, bool) or not isinstance(grace, int | float) or grace < 0:
         return [
             Error(
@@ -178,9 +161,9 @@ def _storage() -> list[CheckMessage]:
     ]
 
 
-def _seconds(name: str, default: float, hint: str, check_id: str) -> list[CheckMessage]:
-    """An error if setting ``name`` is set, and not a positive number of seconds."""
-    value = getattr(settings, name, default)
+def _seconds(setting: conf.Setting, hint: str, check_id: str) -> list[CheckMessage]:
+    """An error if ``setting`` is not a positive number of seconds."""
+    name, value = setting.name, setting.value()
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         return [
             Error(
@@ -195,7 +178,7 @@ def _seconds(name: str, default: float, hint: str, check_id: str) -> list[CheckM
 def _leader() -> list[CheckMessage]:
     """E018, E019: how builders on several machines elect the one that builds."""
     errors: list[CheckMessage] = []
-    mode = getattr(settings, "CHARTBUILD_LEADER", None)
+    mode = conf.LEADER.value()
     vendor = connections[conf.database()].vendor
     if mode is not None and mode not in conf.LEADER_MODES:
         errors.append(
@@ -218,8 +201,7 @@ def _leader() -> list[CheckMessage]:
         )
     errors.extend(
         _seconds(
-            "CHARTBUILD_LEADER_RETRY",
-            2,
+            conf.LEADER_RETRY,
             "Standby builders try to lead this often; 2 is the default.",
             "chartbuild.E019",
         )
@@ -355,6 +337,10 @@ def check_capture(
     """E010, W002, W006: how the tables charts read are captured in the database."""
     if _settings_errors() or not apps.is_installed("mqueue") or _in_migrate():
         return []
+    return _known(_capture(databases))
+
+
+def _capture(databases: Any) -> list[CheckMessage]:
     from chartbuild import capture
 
     using = conf.database()

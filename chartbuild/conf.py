@@ -1,25 +1,8 @@
-"""chartbuild's settings: one function per setting, read when used, with its default.
+"""chartbuild's settings: each defined once here, with its default and meaning; read when used.
 
-| setting | default | meaning |
-| --- | --- | --- |
-| ``CHARTBUILD_OUTPUT_DIR`` | ``"charts"`` | charts, numbers, dashboards and the manifest |
-| ``CHARTBUILD_STATE_DIR`` | ``".chartbuild"`` | stamps, cursor, doit's database, lock |
-| ``CHARTBUILD_GENERATORS`` | ``[]`` | dotted paths of extra generator modules |
-| ``CHARTBUILD_AUTODISCOVER`` | ``True`` | use ``<app>/charts.py`` of installed apps as generators |
-| ``CHARTBUILD_LOCK_TIMEOUT`` | ``600`` | seconds a build waits for another one to finish |
-| ``CHARTBUILD_DATABASE`` | ``"default"`` | the database alias holding the events table |
-| ``CHARTBUILD_HOOK`` | ``"signal"`` | after a commit the hook wakes ``doit auto``, or ``"build"`` |
-| ``CHARTBUILD_POLL_INTERVAL`` | ``2`` | seconds between two looks at the change tables |
-| ``CHARTBUILD_CAPTURE`` | ``"auto"`` | triggers where the database has them, or ``"orm"`` |
-| ``CHARTBUILD_STRICT_READS`` | ``False`` | a chart reading an undeclared model fails its task |
-| ``CHARTBUILD_KEEP_EVENTS`` | ``None`` | a ``timedelta``: delete exported mqueue events older |
-| ``CHARTBUILD_NOTIFY`` | ``True`` | PostgreSQL's capture triggers send ``NOTIFY chartbuild`` |
-| ``CHARTBUILD_PARALLEL`` | CPU count | threads of a build (doit's ``-n`` overrides it) |
-| ``CHARTBUILD_CACHE_DIR`` | user cache | where ``vega.js`` is kept between output directories |
-| ``CHARTBUILD_DEFAULT_PERMISSION`` | ``"staff"`` | who may see what declares no permission |
-| ``CHARTBUILD_SENDFILE`` | ``""`` | the web server sends files (``"X-Sendfile"``, ...) |
-| ``CHARTBUILD_SENDFILE_URL`` | ``"/chartbuild-outputs/"`` | nginx's internal location |
-| ``CHARTBUILD_LIVE_INTERVAL`` | ``1`` | seconds between two looks of an open page |
+:data:`SETTINGS` lists them in the order the documentation shows them (its table is made
+from it). Each has a function below that reads it, so ``override_settings`` works in
+tests and nothing is read at import time.
 
 Relative paths are taken from ``BASE_DIR`` when the settings define it (as those of
 ``startproject`` do), else from the working directory; so the web process, ``doit``
@@ -29,11 +12,191 @@ and the management commands agree on them wherever they are started.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A setting of chartbuild: its name, default and meaning, as the documentation gives them."""
+
+    name: str
+    default: Any
+    meaning: str
+    #: The default as the documentation shows it, when it is computed (the CPU count...).
+    shown: str = ""
+
+    def value(self) -> Any:
+        """The project's value, or the default."""
+        return getattr(settings, self.name, self.default)
+
+    @property
+    def default_text(self) -> str:
+        return self.shown or f"`{self.default!r}`".replace("'", '"')
+
+
+OUTPUT_DIR = Setting("CHARTBUILD_OUTPUT_DIR", "charts", "where the outputs go")
+STATE_DIR = Setting(
+    "CHARTBUILD_STATE_DIR",
+    ".chartbuild",
+    "stamps, the export cursor, doit's sqlite3 database, the build lock, the generator cache",
+)
+GENERATORS = Setting(
+    "CHARTBUILD_GENERATORS",
+    [],
+    "dotted paths of generator modules (each named after its last part)",
+)
+AUTODISCOVER = Setting(
+    "CHARTBUILD_AUTODISCOVER", True, "use `<app>/charts.py` of installed apps as generators"
+)
+LOCK_TIMEOUT = Setting(
+    "CHARTBUILD_LOCK_TIMEOUT",
+    600,
+    "seconds a build waits for a running one; `0`: it stops at once, naming that build",
+)
+DATABASE = Setting(
+    "CHARTBUILD_DATABASE",
+    "default",
+    "the database alias holding mqueue's events, chartbuild's change log and the tables "
+    "charts read",
+)
+HOOK = Setting(
+    "CHARTBUILD_HOOK",
+    "signal",
+    'after a commit, mqueue\'s hook wakes `doit auto` (`"signal"`) or builds the affected '
+    'generators in the saving process (`"build"`)',
+)
+POLL_INTERVAL = Setting(
+    "CHARTBUILD_POLL_INTERVAL",
+    2,
+    "seconds between two looks at the change tables in `doit auto`",
+)
+CAPTURE = Setting(
+    "CHARTBUILD_CAPTURE",
+    "auto",
+    '`"auto"`: triggers on PostgreSQL and SQLite, Django\'s connection elsewhere; `"orm"`: '
+    "Django's connection only (for a database role that may not create triggers)",
+)
+NOTIFY = Setting(
+    "CHARTBUILD_NOTIFY",
+    True,
+    "PostgreSQL's capture triggers send `NOTIFY chartbuild` at commit; turn it off for "
+    "writers that use two-phase commit (`PREPARE TRANSACTION` refuses a transaction that "
+    "notified), then run `migrate`",
+)
+STRICT_READS = Setting(
+    "CHARTBUILD_STRICT_READS",
+    False,
+    "a chart whose queries read a model it does not declare fails, instead of a warning",
+)
+KEEP_EVENTS = Setting(
+    "CHARTBUILD_KEEP_EVENTS",
+    None,
+    "a `timedelta`: exported mqueue events older than that are deleted; `None` keeps them all",
+)
+PARALLEL = Setting(
+    "CHARTBUILD_PARALLEL",
+    None,
+    "threads a build runs its tasks in (doit's `-n` overrides it); `1` builds serially",
+    shown="the CPU count",
+)
+CACHE_DIR = Setting(
+    "CHARTBUILD_CACHE_DIR",
+    None,
+    "where `vega.js` is kept once per vl-convert version, so a new output directory does not "
+    "make it again",
+    shown="`$XDG_CACHE_HOME/chartbuild`",
+)
+DEFAULT_PERMISSION = Setting(
+    "CHARTBUILD_DEFAULT_PERMISSION",
+    "staff",
+    "who may see a chart or number that declares no permission: a permission string "
+    '(`"shop.view_order"`), `"staff"`, `"signed_in"`, `"anyone"`, or a callable of the user',
+)
+SENDFILE = Setting(
+    "CHARTBUILD_SENDFILE",
+    "",
+    '`""`: Django sends the files; `"X-Accel-Redirect"` or `"X-Sendfile"`: the web server '
+    "does, after Django's permission check",
+)
+SENDFILE_URL = Setting(
+    "CHARTBUILD_SENDFILE_URL",
+    "/chartbuild-outputs/",
+    "nginx's internal location of the output directory, for `X-Accel-Redirect`",
+)
+LIVE_INTERVAL = Setting(
+    "CHARTBUILD_LIVE_INTERVAL",
+    1,
+    "seconds between two looks of an open page at its generator's state",
+)
+LEADER = Setting(
+    "CHARTBUILD_LEADER",
+    None,
+    '`"postgres"`: of the long-lived builders (`doit auto`, `gencharts -s`) of all machines, '
+    "the one holding a PostgreSQL advisory lock builds, the others wait as standbys, and "
+    "every build holds the database's build lock; `\"file\"`: each state directory's build "
+    "lock only",
+    shown='`"postgres"` on PostgreSQL, else `"file"`',
+)
+LEADER_RETRY = Setting(
+    "CHARTBUILD_LEADER_RETRY",
+    2,
+    "seconds between two tries of a standby builder to lead",
+)
+LEADER_KEY = Setting(
+    "CHARTBUILD_LEADER_KEY",
+    "",
+    "tells this project's builders from another's that share its database (each project "
+    "elects its own leader)",
+)
+STORAGE = Setting(
+    'STORAGES["chartbuild"]',
+    None,
+    "the Django storage the outputs are published to and the views read from",
+    shown="not set: the output directory",
+)
+STORAGE_GRACE = Setting(
+    "CHARTBUILD_STORAGE_GRACE",
+    60,
+    "seconds a file of the storage that the manifest no longer names is kept for the "
+    "requests that read an earlier manifest; `0`: deleted by the next publication",
+)
+
+#: Every setting, in the order the documentation lists them.
+SETTINGS: tuple[Setting, ...] = (
+    OUTPUT_DIR,
+    STATE_DIR,
+    GENERATORS,
+    AUTODISCOVER,
+    DATABASE,
+    LOCK_TIMEOUT,
+    PARALLEL,
+    HOOK,
+    POLL_INTERVAL,
+    CAPTURE,
+    NOTIFY,
+    STRICT_READS,
+    KEEP_EVENTS,
+    CACHE_DIR,
+    DEFAULT_PERMISSION,
+    SENDFILE,
+    SENDFILE_URL,
+    LIVE_INTERVAL,
+    LEADER,
+    LEADER_RETRY,
+    LEADER_KEY,
+    STORAGE,
+    STORAGE_GRACE,
+)
+
+HOOK_MODES = ("signal", "build")
+CAPTURE_MODES = ("auto", "orm")
+SENDFILE_MODES = ("", "X-Sendfile", "X-Accel-Redirect")
+LEADER_MODES = ("postgres", "file")
 
 
 def _path(value: str | Path) -> Path:
@@ -46,22 +209,22 @@ def _path(value: str | Path) -> Path:
 
 def output_dir() -> Path:
     """Where outputs are written: ``CHARTBUILD_OUTPUT_DIR``, default ``charts``."""
-    return _path(getattr(settings, "CHARTBUILD_OUTPUT_DIR", "charts"))
+    return _path(OUTPUT_DIR.value())
 
 
 def state_dir() -> Path:
     """Where build state lives: ``CHARTBUILD_STATE_DIR``, default ``.chartbuild``."""
-    return _path(getattr(settings, "CHARTBUILD_STATE_DIR", ".chartbuild"))
+    return _path(STATE_DIR.value())
 
 
 def generators() -> list[str]:
     """Dotted paths of generator modules: ``CHARTBUILD_GENERATORS``, default ``[]``."""
-    return list(getattr(settings, "CHARTBUILD_GENERATORS", []))
+    return list(GENERATORS.value())
 
 
 def autodiscover() -> bool:
     """Whether ``<app>/charts.py`` modules are generators: ``CHARTBUILD_AUTODISCOVER``."""
-    return bool(getattr(settings, "CHARTBUILD_AUTODISCOVER", True))
+    return bool(AUTODISCOVER.value())
 
 
 def lock_timeout() -> float:
@@ -69,12 +232,12 @@ def lock_timeout() -> float:
 
     ``0`` makes a second build stop at once instead of waiting.
     """
-    return float(getattr(settings, "CHARTBUILD_LOCK_TIMEOUT", 600))
+    return float(LOCK_TIMEOUT.value())
 
 
 def database() -> str:
     """Alias of the database with mqueue's events: ``CHARTBUILD_DATABASE``."""
-    return str(getattr(settings, "CHARTBUILD_DATABASE", "default"))
+    return str(DATABASE.value())
 
 
 def hook_mode() -> str:
@@ -83,15 +246,12 @@ def hook_mode() -> str:
     ``"signal"`` wakes a running ``doit auto``; ``"build"`` builds the affected
     generators in the committing process.
     """
-    return str(getattr(settings, "CHARTBUILD_HOOK", "signal"))
+    return str(HOOK.value())
 
 
 def poll_interval() -> float:
     """Seconds between two looks at the events table in ``doit auto``, default 2."""
-    return float(getattr(settings, "CHARTBUILD_POLL_INTERVAL", 2))
-
-
-CAPTURE_MODES = ("auto", "orm")
+    return float(POLL_INTERVAL.value())
 
 
 def capture() -> str:
@@ -101,7 +261,7 @@ def capture() -> str:
     ``"orm"``: Django's connection only (no triggers; for a database role that may not
     create them).
     """
-    return str(getattr(settings, "CHARTBUILD_CAPTURE", "auto"))
+    return str(CAPTURE.value())
 
 
 def strict_reads() -> bool:
@@ -109,7 +269,7 @@ def strict_reads() -> bool:
 
     Default ``False``: such a read is a warning.
     """
-    return bool(getattr(settings, "CHARTBUILD_STRICT_READS", False))
+    return bool(STRICT_READS.value())
 
 
 def keep_events() -> timedelta | None:
@@ -117,7 +277,7 @@ def keep_events() -> timedelta | None:
 
     A ``timedelta``: the exporter deletes settled events older than that.
     """
-    value = getattr(settings, "CHARTBUILD_KEEP_EVENTS", None)
+    value = KEEP_EVENTS.value()
     return value if isinstance(value, timedelta) else None
 
 
@@ -129,7 +289,7 @@ def notify() -> bool:
     then finds their changes by polling. Changing it makes the triggers outdated: run
     ``migrate``.
     """
-    return bool(getattr(settings, "CHARTBUILD_NOTIFY", True))
+    return bool(NOTIFY.value())
 
 
 def parallel() -> int:
@@ -137,7 +297,7 @@ def parallel() -> int:
 
     ``1`` builds serially. doit's ``-n N`` overrides it for one run.
     """
-    value = getattr(settings, "CHARTBUILD_PARALLEL", None)
+    value = PARALLEL.value()
     return max(1, int(value)) if value is not None else (os.cpu_count() or 1)
 
 
@@ -146,7 +306,7 @@ def cache_dir() -> Path:
 
     Default: ``$XDG_CACHE_HOME/chartbuild``, or ``~/.cache/chartbuild``.
     """
-    value = getattr(settings, "CHARTBUILD_CACHE_DIR", None)
+    value = CACHE_DIR.value()
     if value:
         return _path(value)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -159,10 +319,7 @@ def default_permission() -> Any:
     A permission string, ``"staff"``, ``"signed_in"``, ``"anyone"`` or a callable of the
     user (see :mod:`chartbuild.permissions`); default ``"staff"``.
     """
-    return getattr(settings, "CHARTBUILD_DEFAULT_PERMISSION", "staff")
-
-
-SENDFILE_MODES = ("", "X-Sendfile", "X-Accel-Redirect")
+    return DEFAULT_PERMISSION.value()
 
 
 def sendfile() -> str:
@@ -171,7 +328,7 @@ def sendfile() -> str:
     ``"X-Sendfile"`` (Apache's mod_xsendfile, lighttpd) or ``"X-Accel-Redirect"`` (nginx):
     after the permission check, the response names the file and the web server sends it.
     """
-    return str(getattr(settings, "CHARTBUILD_SENDFILE", "") or "")
+    return str(SENDFILE.value() or "")
 
 
 def sendfile_url() -> str:
@@ -179,7 +336,7 @@ def sendfile_url() -> str:
 
     Default ``"/chartbuild-outputs/"``; only for ``X-Accel-Redirect``.
     """
-    value = str(getattr(settings, "CHARTBUILD_SENDFILE_URL", "/chartbuild-outputs/"))
+    value = str(SENDFILE_URL.value())
     return value if value.endswith("/") else value + "/"
 
 
@@ -188,10 +345,7 @@ def live_interval() -> float:
 
     Default 1: a page shows a rebuild within about a second of it.
     """
-    return float(getattr(settings, "CHARTBUILD_LIVE_INTERVAL", 1))
-
-
-LEADER_MODES = ("postgres", "file")
+    return float(LIVE_INTERVAL.value())
 
 
 def leader(using: str | None = None) -> str:
@@ -204,7 +358,7 @@ def leader(using: str | None = None) -> str:
     """
     from django.db import connections
 
-    value = getattr(settings, "CHARTBUILD_LEADER", None)
+    value = LEADER.value()
     if value is None:
         return "postgres" if connections[using or database()].vendor == "postgresql" else "file"
     return str(value)
@@ -215,7 +369,7 @@ def leader_retry() -> float:
 
     Default 2: a lost leader is replaced within about that.
     """
-    return float(getattr(settings, "CHARTBUILD_LEADER_RETRY", 2))
+    return float(LEADER_RETRY.value())
 
 
 def leader_key() -> str:
@@ -225,11 +379,11 @@ def leader_key() -> str:
     Builders elect one leader per database; two projects that share one database set
     different keys.
     """
-    return str(getattr(settings, "CHARTBUILD_LEADER_KEY", ""))
+    return str(LEADER_KEY.value())
 
 
 def storage_grace() -> float:
     """Seconds a file of ``STORAGES["chartbuild"]`` that the manifest no longer names is
     kept, for the requests that read an earlier manifest: ``CHARTBUILD_STORAGE_GRACE``,
     default 60 (``0``: deleted by the next publication)."""
-    return max(0.0, float(getattr(settings, "CHARTBUILD_STORAGE_GRACE", 60)))
+    return max(0.0, float(STORAGE_GRACE.value()))

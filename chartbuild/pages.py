@@ -22,6 +22,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable
+from decimal import Decimal
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -201,6 +202,7 @@ def write_dashboard(generator: catalog.Generator) -> bool:
                     "label": declaration.label,
                     "unit": data.get("unit", ""),
                     "display": display(data.get("value")),
+                    "raw_value": "" if data.get("value") is None else json.dumps(data["value"]),
                 }
             )
         else:
@@ -227,9 +229,17 @@ def write_dashboard(generator: catalog.Generator) -> bool:
 
 
 def display(value: Any) -> str:
-    """A number as a page shows it before its script formats it for the reader."""
+    """A number as a page shows it before its script formats it for the reader.
+
+    Whole numbers with thousands separators (``1,234``), others with two decimals
+    (``1,879,904.28``).
+    """
     if value is None:
         return "n/a"
-    if isinstance(value, float) and not value.is_integer():
-        return f"{value:,.2f}"
-    return f"{int(value):,}"
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        return str(value)
+    try:
+        whole = value == int(value)
+    except (ValueError, OverflowError):  # NaN, infinity
+        return str(value)
+    return f"{int(value):,}" if whole else f"{value:,.2f}"

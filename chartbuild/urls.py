@@ -3,6 +3,7 @@
 | URL | what |
 | --- | --- |
 | ``charts/`` | the generators the user may see |
+| ``charts/login/``, ``charts/logout/`` | sign in and out (when ``LOGIN_URL`` is not routed) |
 | ``charts/manifest.json`` | the manifest, listing only what the user may see |
 | ``charts/static/<file>`` | the pages' scripts and style sheet |
 | ``charts/<generator>/`` | a generator's dashboard |
@@ -21,6 +22,8 @@ NAME = r"[A-Za-z0-9][A-Za-z0-9_-]*"
 
 urlpatterns = [
     path("", views.index, name="index"),
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", views.LogoutView.as_view(), name="logout"),
     path("manifest.json", views.manifest, name="manifest"),
     re_path(r"^static/(?P<filename>[a-z]+\.(?:js|css))\Z", views.asset, name="asset"),
     re_path(rf"^(?P<generator>{NAME})/\Z", views.dashboard, name="dashboard"),

@@ -1,8 +1,9 @@
 """The charts in the Django site: index, dashboards, chart pages, files, live state.
 
 ``path("charts/", include("chartbuild.urls"))`` routes them. Every view checks who may
-see what (:mod:`chartbuild.permissions`): anonymous visitors are sent to the login page,
-signed-in users without permission get 403. Files are read from the build outputs, only
+see what (:mod:`chartbuild.permissions`): anonymous visitors are sent to the sign-in page
+(:func:`login_url`), signed-in users without permission get a 403 page in the site's
+look, and a name that does not exist a 404 page in it. Files are read from the build outputs, only
 by the names the catalog declares (nothing else of the output directory, let alone
 outside it, can be reached); they carry an ``ETag`` and ``Last-Modified`` and answer
 conditional requests with 304, or are handed to the web server with
@@ -16,11 +17,13 @@ import functools
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, NoReturn
 
+from django.conf import settings
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.http import (
     FileResponse,
     Http404,
@@ -29,13 +32,13 @@ from django.http import (
     HttpResponseBase,
     HttpResponseRedirect,
 )
-from django.shortcuts import render
-from django.urls import reverse
+from django.shortcuts import render, resolve_url
+from django.urls import Resolver404, get_script_prefix, resolve, reverse
 from django.utils.cache import get_conditional_response, patch_cache_control
 from django.utils.http import http_date, quote_etag
 from django.views.decorators.http import require_safe
 
-from chartbuild import assets, conf, outputs, site, storage
+from chartbuild import assets, conf, outputs, pages, site, storage
 
 CONTENT_TYPES = {
     "vl.json": "application/json",
@@ -52,14 +55,38 @@ class _SignIn(Exception):
     """An anonymous visitor asked for something that needs a user."""
 
 
+class _Forbidden(Exception):
+    """A signed-in user asked for something they may not see."""
+
+
 def _deny(request: HttpRequest) -> NoReturn:
     if not request.user.is_authenticated:
         raise _SignIn
-    raise PermissionDenied
+    raise _Forbidden
+
+
+def login_url() -> str:
+    """Where anonymous visitors sign in: the project's ``LOGIN_URL`` when its URLconf routes
+    it (or it is another site's), else chartbuild's own sign-in page (``charts/login/``),
+    so that a new project needs no sign-in page of its own."""
+    url = str(resolve_url(settings.LOGIN_URL))
+    if "://" in url or url.startswith("//"):
+        return url
+    path = url.split("?", 1)[0]
+    prefix = get_script_prefix()
+    if path.startswith(prefix):
+        path = "/" + path[len(prefix) :]
+    try:
+        resolve(path)
+    except Resolver404:
+        return reverse("chartbuild:login")
+    return url
 
 
 def _guarded(view: Any) -> Any:
-    """GET and HEAD only; anonymous visitors that need a user go to the login page."""
+    """GET and HEAD only; anonymous visitors that need a user go to the sign-in page; a
+    user who may not see something, or asks for what does not exist, gets the site's own
+    403 or 404 page."""
 
     @functools.wraps(view)
     @require_safe
@@ -67,10 +94,27 @@ def _guarded(view: Any) -> Any:
         try:
             response: HttpResponseBase = view(request, *args, **kwargs)
         except _SignIn:
-            return redirect_to_login(request.get_full_path())
+            return redirect_to_login(request.get_full_path(), login_url())
+        except _Forbidden:
+            return render(request, "chartbuild/site/403.html", status=403)
+        except Http404 as exc:
+            return render(request, "chartbuild/site/404.html", {"reason": str(exc)}, status=404)
         return response
 
     return wrapped
+
+
+class LoginView(auth_views.LoginView):
+    """chartbuild's sign-in page, for projects that route none of their own."""
+
+    template_name = "chartbuild/site/login.html"
+    next_page = "chartbuild:index"
+
+
+class LogoutView(auth_views.LogoutView):
+    """Signs out (``POST``), then back to the charts (and so to the sign-in page)."""
+
+    next_page = "chartbuild:index"
 
 
 def _missing(request: HttpRequest, what: str) -> NoReturn:
@@ -284,15 +328,23 @@ TABLE_ROWS = 500
 
 
 def data_tables(spec: dict[str, Any], entry: site.Item) -> list[dict[str, Any]]:
-    """The inline data sets of a spec as tables: ``{"columns": [...], "rows": [[...]]}``."""
+    """The inline data sets of a spec as tables: ``{"columns": [...], "rows": [[...]]}``.
+
+    Each column has a ``kind``: ``"num"`` when every value is a number, ``"date"`` or
+    ``"datetime"`` when every value is an ISO 8601 date or time, else ``""``; each cell its
+    ``text`` (as the page shows it without script), ``value`` (what the script formats in
+    the reader's locale) and ``kind``.
+    """
     found = []
     for number, rows in enumerate(outputs.data_sets(spec), start=1):
-        columns = outputs.columns(rows)
+        names = outputs.columns(rows)
+        shown = rows[:TABLE_ROWS]
+        kinds = {name: _kind([row.get(name) for row in shown]) for name in names}
         extension = "csv" if number == 1 else f"{number}.csv"
         found.append(
             {
-                "columns": columns,
-                "rows": [[row.get(c, "") for c in columns] for row in rows[:TABLE_ROWS]],
+                "columns": [{"name": name, "kind": kinds[name]} for name in names],
+                "rows": [[_cell(row.get(name), kinds[name]) for name in names] for row in shown],
                 "total": len(rows),
                 "more": len(rows) > TABLE_ROWS,
                 "csv": reverse(
@@ -301,3 +353,29 @@ def data_tables(spec: dict[str, Any], entry: site.Item) -> list[dict[str, Any]]:
             }
         )
     return found
+
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?")
+
+
+def _kind(values: list[Any]) -> str:
+    """What every non-empty value of a column is: ``"num"``, ``"date"``, ``"datetime"``, ``""``."""
+    present = [value for value in values if value is not None and value != ""]
+    if not present:
+        return ""
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
+        return "num"
+    if all(isinstance(v, str) and _DATE.fullmatch(v) for v in present):
+        return "date"
+    if all(isinstance(v, str) and _DATETIME.fullmatch(v) for v in present):
+        return "datetime"
+    return ""
+
+
+def _cell(value: Any, kind: str) -> dict[str, Any]:
+    if value is None:
+        return {"text": "", "value": "", "kind": ""}
+    if kind == "num":
+        return {"text": pages.display(value), "value": json.dumps(value), "kind": kind}
+    return {"text": str(value), "value": str(value), "kind": kind}

@@ -76,7 +76,6 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "demo.urls"
-LOGIN_REDIRECT_URL = "/charts/"
 
 TEMPLATES = [
     {
@@ -117,15 +116,18 @@ STATIC_URL = "static/"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# django-mqueue records an event whenever one of these models is created, updated or
-# deleted: every model a chart reads must be listed here.
+# django-mqueue: optional, since chartbuild's capture triggers see every write to the
+# tables charts read. Listing a model adds an mqueue event for each save() and delete() of
+# it (a history in the admin), and lets mqueue's hook (below) wake a running `doit auto`
+# the moment such a change commits on SQLite.
 MQUEUE_AUTOREGISTER = [
     ("django.contrib.auth.models.User", ["c", "u", "d"]),
     ("demo.shop.models.Product", ["c", "u", "d"]),
     ("demo.shop.models.Order", ["c", "u", "d"]),
 ]
 
-# chartbuild: its hook wakes a running `doit auto` as soon as a change commits.
+# chartbuild's mqueue hook: wakes a running `doit auto` as soon as a listed model's change
+# commits.
 MQUEUE_HOOKS = {"chartbuild": {"path": "chartbuild.hooks"}}
 CHARTBUILD_GENERATORS = ["generators.users", "generators.shop"]
 CHARTBUILD_OUTPUT_DIR = Path(os.environ.get("CHARTBUILD_OUTPUT_DIR", BASE_DIR / "charts"))

@@ -87,7 +87,11 @@ def signup_hours() -> alt.Chart:
         alt.Chart(alt.Data(values=values), title="When people sign up: weekday by hour (UTC)")
         .mark_rect()
         .encode(
-            x=alt.X("hour:O", title="Hour of day"),
+            x=alt.X(
+                "hour:O",
+                title="Hour of day",
+                axis=alt.Axis(values=list(range(0, 24, 3)), labelAngle=0),
+            ),
             y=alt.Y("weekday:O", title=None, sort=WEEKDAY_ORDER),
             color=alt.Color("users:Q", title="Sign-ups", scale=alt.Scale(scheme="blues")),
             tooltip=[

@@ -45,3 +45,9 @@ CHARTBUILD_POLL_INTERVAL = float(os.environ.get("CHARTBUILD_POLL_INTERVAL", 2))
 CHARTBUILD_STRICT_READS = os.environ.get("CHARTBUILD_STRICT_READS") == "1"
 if os.environ.get("CHARTBUILD_PARALLEL"):
     CHARTBUILD_PARALLEL = int(os.environ["CHARTBUILD_PARALLEL"])
+
+# The live server's media handler serves MEDIA_ROOT at MEDIA_URL: with the defaults ("" and
+# ""), any path a file of the working directory has (the demo's charts/) would be served
+# from there instead of by the site's views.
+MEDIA_URL = "/media/"
+MEDIA_ROOT = str(BASE_DIR / ".chartbuild-test" / "media")

@@ -112,7 +112,7 @@ def test_a_failing_chart_keeps_its_outputs_and_the_others_build(build):
     assert total["value"] == 4
     # the dashboard still takes the charts and numbers that did build
     assert (
-        '<span class="figure">4</span> <span class="unit">users'
+        '<span class="figure" title="4 users">4</span> <span class="unit">users'
         in (build.out / "users" / "index.html").read_text()
     )
 
@@ -248,7 +248,7 @@ def test_a_parallel_build_with_a_failing_chart_writes_right_dashboards_and_manif
     assert entries["users.signup_hours"]["built_at"] == before["users.signup_hours"]
     assert entries["users.total_users"]["built_at"] > before["users.total_users"]
     page = (build.out / "users" / "index.html").read_text()
-    assert '<span class="figure">4</span> <span class="unit">users' in page
+    assert '<span class="figure" title="4 users">4</span> <span class="unit">users' in page
     assert 'id="chart-signup_hours"' in page  # its last good output stays on the page
 
 

@@ -35,7 +35,7 @@ def test_the_tags_show_what_the_user_may_see(render):
     page = render(User.objects.get(pk=shopper.pk))
     assert '<script src="/charts/static/chartbuild.js" defer></script>' in page
     assert 'id="number-shop-orders_count"' in page
-    assert '<span class="figure">3</span>' in page
+    assert '<span class="figure" title="3 orders">3</span>' in page
     assert 'data-spec-url="/charts/shop/revenue_per_month.vl.json"' in page
     assert '<img src="/charts/shop/revenue_per_month.svg?v=' in page  # without JavaScript
     assert 'data-state-url="/charts/shop/state.json"' in page  # live

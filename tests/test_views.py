@@ -51,7 +51,7 @@ def test_anonymous_visitors_are_sent_to_the_login_page(site):
     for url in ["/charts/", "/charts/manifest.json", *SHOP, *USERS]:
         response = client.get(url)
         assert response.status_code == 302, url
-        assert response["Location"].startswith("/accounts/login/?next=")
+        assert response["Location"].startswith("/charts/login/?next=")
 
 
 def test_staff_see_every_url(site):

@@ -53,15 +53,24 @@ def number(context: template.Context, task: str) -> SafeString:
 
 
 @register.simple_tag
-def item_chart(entry: site.Item) -> SafeString:
-    """A chart of the site's pages (the caller checked the permission)."""
-    return mark_safe(render_to_string("chartbuild/site/chart.html", _context(entry)))
+def item_chart(entry: site.Item, caption: bool = True) -> SafeString:
+    """A chart of the site's pages (the caller checked the permission).
+
+    ``caption=False`` on a page whose heading is the chart's title: its title then shows
+    once (the script also leaves out the spec's own title when it says the same).
+    """
+    context = {**_context(entry), "caption": caption}
+    return mark_safe(render_to_string("chartbuild/site/chart.html", context))
 
 
 @register.simple_tag
-def item_number(entry: site.Item) -> SafeString:
-    """A number of the site's pages (the caller checked the permission)."""
-    context = _context(entry)
+def item_number(entry: site.Item, caption: bool = True) -> SafeString:
+    """A number of the site's pages (the caller checked the permission).
+
+    On a dashboard (``caption=True``) its label links to its page and a figure too wide
+    for its card is shortened (1.88M); on its own page it shows whole.
+    """
+    context = {**_context(entry), "caption": caption, "whole": not caption}
     data = entry.number() or {}
     value = data.get("value")
     context.update(

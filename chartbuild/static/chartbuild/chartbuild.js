@@ -5,14 +5,29 @@
   "use strict";
   var dark = window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)");
   var numberFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
+  var compactFormat = new Intl.NumberFormat(undefined, {
+    notation: "compact", maximumSignificantDigits: 3 });
+  var cellFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 6 });
 
-  function fitted(spec) {
+  function titleText(title) {
+    if (title && typeof title === "object" && !Array.isArray(title)) { title = title.text; }
+    if (Array.isArray(title)) { title = title.join(" "); }
+    return typeof title === "string" ? title.replace(/\s+/g, " ").trim() : null;
+  }
+
+  function fitted(spec, figure) {
     // Charts fill their card: a single view takes the card's width.
     var single = !("hconcat" in spec || "vconcat" in spec || "concat" in spec ||
       "facet" in spec || "repeat" in spec);
-    if (single && typeof spec.width === "number") {
-      spec = Object.assign({}, spec, { width: "container" });
+    spec = Object.assign({}, spec);
+    if (single && (spec.width === undefined || typeof spec.width === "number")) {
+      spec.width = "container";
       spec.autosize = Object.assign({ type: "fit-x", contains: "padding" }, spec.autosize);
+    }
+    // The card or the page already shows the title: Vega does not repeat it.
+    var shown = figure.dataset.title;
+    if (shown && titleText(spec.title) === shown.replace(/\s+/g, " ").trim()) {
+      delete spec.title;
     }
     return spec;
   }
@@ -27,7 +42,7 @@
       options.theme = "dark";
       options.config = { background: null };
     }
-    return window.vegaEmbed(target, fitted(spec), options)
+    return window.vegaEmbed(target, fitted(spec, figure), options)
       .then(function (result) {
         if (figure.chartbuildView) { figure.chartbuildView.finalize(); }
         figure.chartbuildView = result;
@@ -62,10 +77,43 @@
     }
   }
 
+  function fit(element) {
+    // A figure too wide for its card is shortened (1,879,904.28 -> 1.88M); its title
+    // keeps the whole value. A number on a page of its own always shows whole.
+    var target = element.querySelector(".value .figure");
+    var value = element.dataset.value;
+    if (!target || value === undefined || value === "" || element.classList.contains("whole")) {
+      return;
+    }
+    var box = target.parentNode;
+    target.textContent = numberFormat.format(Number(value));
+    if (box.scrollWidth > box.clientWidth + 1) {
+      target.textContent = compactFormat.format(Number(value));
+    }
+  }
+
   function showNumber(element, value) {
     var target = element.querySelector(".value .figure");
     if (target && value !== null && value !== undefined && value !== "") {
+      element.dataset.value = value;
       target.textContent = numberFormat.format(Number(value));
+      var unit = element.querySelector(".value .unit");
+      target.title = target.textContent + (unit ? " " + unit.textContent : "");
+      fit(element);
+    }
+  }
+
+  function showCell(cell) {
+    var value = cell.dataset.value;
+    if (cell.classList.contains("num")) {
+      cell.textContent = cellFormat.format(Number(value));
+    } else if (cell.classList.contains("date")) {
+      // a calendar date: shown as it is written, whatever the reader's time zone
+      var day = new Date(value + "T00:00:00Z");
+      if (!isNaN(day)) { cell.textContent = day.toLocaleDateString(undefined, { timeZone: "UTC" }); }
+    } else if (cell.classList.contains("datetime")) {
+      var when = new Date(value);
+      if (!isNaN(when)) { cell.textContent = when.toLocaleString(); }
     }
   }
 
@@ -91,10 +139,18 @@
     lazy.forEach(function (figure) { load(figure, figure.dataset.version); });
   }
 
-  document.querySelectorAll("[data-chartbuild-item]").forEach(function (element) {
-    showTime(element);
-    if (element.dataset.value !== undefined) { showNumber(element, element.dataset.value); }
-  });
+  document.querySelectorAll("[data-chartbuild-item]").forEach(showTime);
+  var numbers = document.querySelectorAll(".number[data-value]");
+  numbers.forEach(function (element) { showNumber(element, element.dataset.value); });
+  document.querySelectorAll("td[data-value]").forEach(showCell);
+
+  // Numbers fit their cards again when the cards change width.
+  if ("ResizeObserver" in window) {
+    var resized = new ResizeObserver(function (entries) {
+      entries.forEach(function (entry) { fit(entry.target); });
+    });
+    numbers.forEach(function (element) { resized.observe(element); });
+  }
 
   // Live: every element with data-state-url follows its generator's state.
   var watched = {};
