@@ -117,6 +117,46 @@ def test_paths_outside_the_declared_outputs_are_not_found(site):
         assert client.get(url).status_code == 404, url
 
 
+def test_403_and_404_are_pages_of_the_site_with_a_way_back_and_a_sign_out(site):
+    shopper = client_for("shopper", perms=("view_order",))
+    for url, status, says in [
+        ("/charts/users/", 403, "You may not see this"),
+        ("/charts/nothing/", 404, "no generator &#x27;nothing&#x27;"),
+        ("/charts/shop/nothing/", 404, "has no chart or number"),
+    ]:
+        response = shopper.get(url)
+        assert response.status_code == status, url
+        page = response.content.decode()
+        assert says in page, url
+        assert 'href="/charts/"' in page and "Back to the charts" in page, url
+        assert 'action="/charts/logout/"' in page and "Sign out" in page, url
+        assert "chartbuild.css" in page and 'rel="icon"' in page, url
+
+
+def test_anyone_without_a_login_url_of_their_own_signs_in_on_chartbuilds_page(site, settings):
+    settings.LOGIN_URL = "/nowhere/login/"  # routed by no URLconf
+    redirect = client_for(None).get("/charts/shop/")
+    assert redirect["Location"] == "/charts/login/?next=/charts/shop/"
+    client = Client()
+    page = client.get(redirect["Location"]).content.decode()
+    assert 'name="username"' in page and 'name="password"' in page
+    User.objects.create_superuser("boss", password="pw")
+    signed_in = client.post(
+        "/charts/login/", {"username": "boss", "password": "pw", "next": "/charts/shop/"}
+    )
+    assert signed_in.status_code == 302 and signed_in["Location"] == "/charts/shop/"
+    assert client.get("/charts/shop/").status_code == 200
+    signed_out = client.post("/charts/logout/")
+    assert signed_out.status_code == 302 and signed_out["Location"] == "/charts/"
+    assert client.get("/charts/shop/").status_code == 302
+
+
+def test_a_login_url_the_project_routes_is_kept(site, settings):
+    settings.LOGIN_URL = "admin:login"
+    redirect = client_for(None).get("/charts/shop/")
+    assert redirect["Location"] == "/admin/login/?next=/charts/shop/"
+
+
 def test_a_conditional_get_repeats_with_304(site):
     client = client_for("boss", staff=True, perms=("view_order",))
     for url in [
