@@ -29,10 +29,9 @@ from django.apps import apps
 from chartbuild import conf
 from chartbuild.exceptions import GeneratorError
 from chartbuild.files import write_if_changed
-from chartbuild.outputs import STATIC
+from chartbuild.names import RESERVED_GENERATORS, RESERVED_NAMES, SAFE_NAME
 from chartbuild.problems import Problem
 from chartbuild.registry import (
-    SAFE_NAME,
     Declaration,
     declarations,
     resolve_model,
@@ -40,15 +39,6 @@ from chartbuild.registry import (
 )
 
 CACHE_VERSION = 2
-
-#: Names an output of the site already uses: a chart or number may not take them.
-RESERVED_NAMES = ("index", "manifest", "state", "static", "version")
-#: Names a generator may not take: the folder of the pages' scripts, the site's sign-in pages.
-RESERVED_GENERATORS = {
-    STATIC: "the folder of the pages' scripts",
-    "login": "the site's sign-in page",
-    "logout": "the site's sign-out address",
-}
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """System checks: configuration mistakes reported by ``manage.py check`` with ids and hints.
 
 Every id, with the problem it reports, is listed once in :data:`chartbuild.problems.CHECKS`
-(the documentation's table is made from it); :func:`_message` refuses any other.
+(the documentation's table is made from it); :func:`_known` refuses any other.
 
 E010 and W006 look at the database (``CHARTBUILD_DATABASE``); they are skipped when it
 cannot be reached or is not migrated yet, and while ``migrate`` runs (it installs the
@@ -116,7 +116,7 @@ def _settings_errors() -> list[CheckMessage]:
     errors.extend(
         _seconds(
             conf.LIVE_INTERVAL,
-            "Open pages look for a new build this often; 1 is the default.",
+            "Open pages look for a new build this often.",
             "chartbuild.E017",
         )
     )
@@ -132,7 +132,8 @@ def _storage() -> list[CheckMessage]:
         return [
             Error(
                 f"CHARTBUILD_STORAGE_GRACE must be a number of seconds, 0 or more, not {grace!r}",
-                hint="Files the manifest no longer names are kept this long; 60 is the default.",
+                hint="Files the manifest no longer names are kept this long; the default is "
+                f"{conf.STORAGE_GRACE.default}.",
                 id="chartbuild.E021",
             )
         ]
@@ -168,7 +169,7 @@ def _seconds(setting: conf.Setting, hint: str, check_id: str) -> list[CheckMessa
         return [
             Error(
                 f"{name} must be a positive number of seconds, not {value!r}",
-                hint=hint,
+                hint=f"{hint} The default is {setting.default}.",
                 id=check_id,
             )
         ]
@@ -202,7 +203,7 @@ def _leader() -> list[CheckMessage]:
     errors.extend(
         _seconds(
             conf.LEADER_RETRY,
-            "Standby builders try to lead this often; 2 is the default.",
+            "Standby builders try to lead this often.",
             "chartbuild.E019",
         )
     )

@@ -153,7 +153,16 @@ LEADER_KEY = Setting(
     "tells this project's builders from another's that share its database (each project "
     "elects its own leader)",
 )
-STORAGE = Setting(
+
+
+class _Storage(Setting):
+    """``STORAGES["chartbuild"]``: an entry of Django's ``STORAGES``, not a setting of its own."""
+
+    def value(self) -> Any:
+        return settings.STORAGES.get("chartbuild")
+
+
+STORAGE = _Storage(
     'STORAGES["chartbuild"]',
     None,
     "the Django storage the outputs are published to and the views read from",
@@ -208,17 +217,17 @@ def _path(value: str | Path) -> Path:
 
 
 def output_dir() -> Path:
-    """Where outputs are written: ``CHARTBUILD_OUTPUT_DIR``, default ``charts``."""
+    """Where outputs are written: ``CHARTBUILD_OUTPUT_DIR``."""
     return _path(OUTPUT_DIR.value())
 
 
 def state_dir() -> Path:
-    """Where build state lives: ``CHARTBUILD_STATE_DIR``, default ``.chartbuild``."""
+    """Where build state lives: ``CHARTBUILD_STATE_DIR``."""
     return _path(STATE_DIR.value())
 
 
 def generators() -> list[str]:
-    """Dotted paths of generator modules: ``CHARTBUILD_GENERATORS``, default ``[]``."""
+    """Dotted paths of generator modules: ``CHARTBUILD_GENERATORS``."""
     return list(GENERATORS.value())
 
 
@@ -228,7 +237,7 @@ def autodiscover() -> bool:
 
 
 def lock_timeout() -> float:
-    """Seconds to wait for a running build: ``CHARTBUILD_LOCK_TIMEOUT``, default 600.
+    """Seconds to wait for a running build: ``CHARTBUILD_LOCK_TIMEOUT``.
 
     ``0`` makes a second build stop at once instead of waiting.
     """
@@ -241,7 +250,7 @@ def database() -> str:
 
 
 def hook_mode() -> str:
-    """What the mqueue hook does after a commit: ``CHARTBUILD_HOOK``, default ``"signal"``.
+    """What the mqueue hook does after a commit: ``CHARTBUILD_HOOK``.
 
     ``"signal"`` wakes a running ``doit auto``; ``"build"`` builds the affected
     generators in the committing process.
@@ -250,12 +259,13 @@ def hook_mode() -> str:
 
 
 def poll_interval() -> float:
-    """Seconds between two looks at the events table in ``doit auto``, default 2."""
+    """Seconds between two looks at the change tables in ``doit auto``:
+    ``CHARTBUILD_POLL_INTERVAL``."""
     return float(POLL_INTERVAL.value())
 
 
 def capture() -> str:
-    """How writes are captured: ``CHARTBUILD_CAPTURE``, default ``"auto"``.
+    """How writes are captured: ``CHARTBUILD_CAPTURE``.
 
     ``"auto"``: database triggers on PostgreSQL and SQLite, Django's connection elsewhere;
     ``"orm"``: Django's connection only (no triggers; for a database role that may not
@@ -273,7 +283,7 @@ def strict_reads() -> bool:
 
 
 def keep_events() -> timedelta | None:
-    """How long exported mqueue events are kept: ``CHARTBUILD_KEEP_EVENTS``, default forever.
+    """How long exported mqueue events are kept: ``CHARTBUILD_KEEP_EVENTS``.
 
     A ``timedelta``: the exporter deletes settled events older than that.
     """
@@ -282,7 +292,7 @@ def keep_events() -> timedelta | None:
 
 
 def notify() -> bool:
-    """Whether PostgreSQL's capture triggers send ``NOTIFY``: ``CHARTBUILD_NOTIFY``, default True.
+    """Whether PostgreSQL's capture triggers send ``NOTIFY``: ``CHARTBUILD_NOTIFY``.
 
     ``NOTIFY`` wakes ``doit auto`` at commit. Turn it off for writers that use two-phase
     commit (``PREPARE TRANSACTION`` refuses a transaction that notified); ``doit auto``
@@ -293,7 +303,7 @@ def notify() -> bool:
 
 
 def parallel() -> int:
-    """Threads a build runs its tasks in: ``CHARTBUILD_PARALLEL``, default the CPU count.
+    """Threads a build runs its tasks in: ``CHARTBUILD_PARALLEL``.
 
     ``1`` builds serially. doit's ``-n N`` overrides it for one run.
     """
@@ -323,7 +333,7 @@ def default_permission() -> Any:
 
 
 def sendfile() -> str:
-    """How the views send a file: ``CHARTBUILD_SENDFILE``, default ``""`` (Django sends it).
+    """How the views send a file: ``CHARTBUILD_SENDFILE``.
 
     ``"X-Sendfile"`` (Apache's mod_xsendfile, lighttpd) or ``"X-Accel-Redirect"`` (nginx):
     after the permission check, the response names the file and the web server sends it.
@@ -384,6 +394,5 @@ def leader_key() -> str:
 
 def storage_grace() -> float:
     """Seconds a file of ``STORAGES["chartbuild"]`` that the manifest no longer names is
-    kept, for the requests that read an earlier manifest: ``CHARTBUILD_STORAGE_GRACE``,
-    default 60 (``0``: deleted by the next publication)."""
+    kept, for the requests that read an earlier manifest: ``CHARTBUILD_STORAGE_GRACE``."""
     return max(0.0, float(STORAGE_GRACE.value()))

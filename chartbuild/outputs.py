@@ -25,9 +25,9 @@ from typing import Any
 from chartbuild import conf
 from chartbuild.exceptions import OutputError
 from chartbuild.files import discard, write_if_changed, write_temporary
+from chartbuild.names import STATIC
 from chartbuild.registry import Declaration
 
-STATIC = "static"
 #: Files of chartbuild's own ``static/chartbuild`` copied into the ``static`` folder.
 PACKAGE_ASSETS = ("chartbuild.js", "chartbuild.css")
 #: Files of the ``static`` folder written once per output directory.

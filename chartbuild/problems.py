@@ -9,6 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from chartbuild.names import RESERVED_GENERATORS, RESERVED_NAMES
+
+
+def _listed(names: object) -> str:
+    quoted = [f"`{name}`" for name in names]  # type: ignore[attr-defined]
+    return ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
 #: Every system check id, with the problem it reports (as the documentation lists it).
 CHECKS: dict[str, str] = {
     "chartbuild.E001": "a generator module cannot be imported",
@@ -25,9 +33,9 @@ CHECKS: dict[str, str] = {
     "chartbuild.E011": '`CHARTBUILD_CAPTURE` is neither `"auto"` nor `"orm"`',
     "chartbuild.E012": "`chartbuild` comes before `mqueue` in `INSTALLED_APPS`",
     "chartbuild.E013": "`CHARTBUILD_KEEP_EVENTS` is neither `None` nor a positive `timedelta`",
-    "chartbuild.E014": "a name collides with another output: a chart or number named `index`, "
-    "`manifest`, `state`, `static` or `version`, two names that differ only by case, a "
-    "generator named `static`, `login` or `logout`",
+    "chartbuild.E014": "a name collides with another output: a chart or number named "
+    f"{_listed(RESERVED_NAMES)}, two names that differ only by case, a generator named "
+    f"{_listed(RESERVED_GENERATORS)}",
     "chartbuild.E015": "a permission (`permission=`, a generator's `PERMISSION`, "
     "`CHARTBUILD_DEFAULT_PERMISSION`) is neither a permission of an installed model, nor "
     '`"staff"`, `"signed_in"`, `"anyone"`, nor a callable',

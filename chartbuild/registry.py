@@ -8,7 +8,6 @@ reloading it) never produces phantom entries.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -16,9 +15,6 @@ from typing import Any, Literal, TypeVar
 
 Kind = Literal["chart", "number"]
 F = TypeVar("F", bound=Callable[..., Any])
-
-#: Chart and generator names become file, URL and task names (use ``fullmatch``).
-SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*", re.ASCII)
 
 ATTRIBUTE = "__chartbuild__"
 #: A permission given as a callable is kept on the function under this attribute.

@@ -1,24 +1,16 @@
 """The charts' URLs: ``path("charts/", include("chartbuild.urls"))`` in the project's URLconf.
 
-| URL | what |
-| --- | --- |
-| ``charts/`` | the generators the user may see |
-| ``charts/login/``, ``charts/logout/`` | sign in and out (when ``LOGIN_URL`` is not routed) |
-| ``charts/manifest.json`` | the manifest, listing only what the user may see |
-| ``charts/static/<file>`` | the pages' scripts and style sheet |
-| ``charts/<generator>/`` | a generator's dashboard |
-| ``charts/<generator>/state.json`` | what its live pages poll |
-| ``charts/<generator>/<name>/`` | one chart or number, with its data as a table |
-| ``charts/<generator>/<name>.<ext>`` | ``vl.json``, ``svg``, ``png``, ``csv``, ``json`` |
+What each serves, and to whom: the documentation's "The site" page.
 """
 
 from django.urls import path, re_path
 
 from chartbuild import views
+from chartbuild.names import SAFE_NAME
 
 app_name = "chartbuild"
 
-NAME = r"[A-Za-z0-9][A-Za-z0-9_-]*"
+NAME = SAFE_NAME.pattern
 
 urlpatterns = [
     path("", views.index, name="index"),

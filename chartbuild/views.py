@@ -33,7 +33,7 @@ from django.http import (
     HttpResponseRedirect,
 )
 from django.shortcuts import render, resolve_url
-from django.urls import Resolver404, get_script_prefix, resolve, reverse
+from django.urls import reverse
 from django.utils.cache import get_conditional_response, patch_cache_control
 from django.utils.http import http_date, quote_etag
 from django.views.decorators.http import require_safe
@@ -66,21 +66,11 @@ def _deny(request: HttpRequest) -> NoReturn:
 
 
 def login_url() -> str:
-    """Where anonymous visitors sign in: the project's ``LOGIN_URL`` when its URLconf routes
-    it (or it is another site's), else chartbuild's own sign-in page (``charts/login/``),
-    so that a new project needs no sign-in page of its own."""
-    url = str(resolve_url(settings.LOGIN_URL))
-    if "://" in url or url.startswith("//"):
-        return url
-    path = url.split("?", 1)[0]
-    prefix = get_script_prefix()
-    if path.startswith(prefix):
-        path = "/" + path[len(prefix) :]
-    try:
-        resolve(path)
-    except Resolver404:
-        return reverse("chartbuild:login")
-    return url
+    """Where anonymous visitors sign in: ``LOGIN_URL`` when the project's settings set it,
+    else chartbuild's own sign-in page (``charts/login/``), so a new project needs none."""
+    if settings.is_overridden("LOGIN_URL"):
+        return str(resolve_url(settings.LOGIN_URL))
+    return reverse("chartbuild:login")
 
 
 def _guarded(view: Any) -> Any:
@@ -98,17 +88,29 @@ def _guarded(view: Any) -> Any:
         except _Forbidden:
             return render(request, "chartbuild/site/403.html", status=403)
         except Http404 as exc:
-            return render(request, "chartbuild/site/404.html", {"reason": str(exc)}, status=404)
+            # what is missing, for those who run the site (it names files and commands)
+            reason = str(exc) if settings.DEBUG or request.user.is_staff else ""
+            return render(request, "chartbuild/site/404.html", {"reason": reason}, status=404)
         return response
 
     return wrapped
 
 
 class LoginView(auth_views.LoginView):
-    """chartbuild's sign-in page, for projects that route none of their own."""
+    """chartbuild's sign-in page, for projects that set no ``LOGIN_URL`` of their own.
+
+    A project that sets one keeps it (with its two-factor or single sign-on): this page
+    then sends its visitors there.
+    """
 
     template_name = "chartbuild/site/login.html"
     next_page = "chartbuild:index"
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if settings.is_overridden("LOGIN_URL"):
+            return redirect_to_login(request.GET.get("next", reverse("chartbuild:index")))
+        response: HttpResponseBase = super().dispatch(request, *args, **kwargs)
+        return response
 
 
 class LogoutView(auth_views.LogoutView):

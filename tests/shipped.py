@@ -85,14 +85,11 @@ def environment(package: Package) -> Environment:
     from the package index.
 
     It lives inside the test environment (``sys.prefix``), so a fresh clone makes it
-    afresh; its dependencies are installed again when the wheel's requirements change,
-    the wheel itself every time.
+    afresh; it is made again when the wheel's requirements change, and the wheel itself is
+    installed again every time.
     """
     path = Path(sys.prefix) / "wheel-env"
     env = Environment(path)
-    if not (path / "bin" / "python").exists():
-        base = getattr(sys, "_base_executable", sys.executable)
-        subprocess.run([base, "-m", "venv", str(path)], check=True, timeout=300)
     requirements = "\n".join(
         line
         for line in package.wheel_file(".dist-info/METADATA").splitlines()
@@ -101,7 +98,10 @@ def environment(package: Package) -> Environment:
     wanted = hashlib.sha256(requirements.encode()).hexdigest()
     marker = path / "requirements.sha256"
     pip = [env.bin("python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    if not marker.exists() or marker.read_text() != wanted:
+    if not marker.is_file() or marker.read_text() != wanted:
+        shutil.rmtree(path, ignore_errors=True)  # nothing a former wheel needed stays
+        base = getattr(sys, "_base_executable", sys.executable)
+        subprocess.run([base, "-m", "venv", str(path)], check=True, timeout=300)
         subprocess.run([*pip, str(package.wheel)], check=True, timeout=900)
         marker.write_text(wanted)
     subprocess.run(

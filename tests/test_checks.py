@@ -137,10 +137,12 @@ def test_e014_names_that_collide_with_other_outputs(settings):
     assert "'Users' differs only by case from 'users'" in found[1].msg
 
 
-def test_e014_a_generator_named_static(settings):
-    settings.CHARTBUILD_GENERATORS = ["tests.generators.static"]
+@pytest.mark.parametrize("module", ["static", "login"])
+def test_e014_a_generator_named_as_a_folder_or_page_of_the_site(settings, module):
+    settings.CHARTBUILD_GENERATORS = [f"tests.generators.{module}"]
     found = check_configuration()
     assert [m.id for m in found] == ["chartbuild.E014"]
+    assert f"generator name {module!r} collides with" in found[0].msg
 
 
 def test_e015_permissions_that_name_no_permission(settings):

@@ -27,7 +27,11 @@
     // The card or the page already shows the title: Vega does not repeat it.
     var shown = figure.dataset.title;
     if (shown && titleText(spec.title) === shown.replace(/\s+/g, " ").trim()) {
-      delete spec.title;
+      if (spec.title && spec.title.subtitle) {
+        spec.title = Object.assign({}, spec.title, { text: "" }); // its subtitle stays
+      } else {
+        delete spec.title;
+      }
     }
     return spec;
   }
@@ -78,17 +82,22 @@
   }
 
   function fit(element) {
-    // A figure too wide for its card is shortened (1,879,904.28 -> 1.88M); its title
-    // keeps the whole value. A number on a page of its own always shows whole.
+    // A figure too wide for its card is shortened (1,879,904.28 -> 1.88M), its title
+    // keeps the whole value; a number on a page of its own stays whole, smaller if need be.
     var target = element.querySelector(".value .figure");
     var value = element.dataset.value;
-    if (!target || value === undefined || value === "" || element.classList.contains("whole")) {
-      return;
-    }
+    if (!target || value === undefined || value === "") { return; }
     var box = target.parentNode;
     target.textContent = numberFormat.format(Number(value));
-    if (box.scrollWidth > box.clientWidth + 1) {
+    target.style.fontSize = "";
+    var fits = function () { return target.offsetWidth <= box.clientWidth; };
+    if (fits()) { return; }
+    if (!element.classList.contains("whole")) {
       target.textContent = compactFormat.format(Number(value));
+      return;
+    }
+    for (var size = 1.9; size >= 1 && !fits(); size -= 0.1) {
+      target.style.fontSize = size.toFixed(1) + "rem";
     }
   }
 
@@ -110,10 +119,17 @@
     } else if (cell.classList.contains("date")) {
       // a calendar date: shown as it is written, whatever the reader's time zone
       var day = new Date(value + "T00:00:00Z");
-      if (!isNaN(day)) { cell.textContent = day.toLocaleDateString(undefined, { timeZone: "UTC" }); }
+      if (!isNaN(day)) {
+        cell.textContent = day.toLocaleDateString(undefined, { timeZone: "UTC" });
+      }
     } else if (cell.classList.contains("datetime")) {
+      // a time in UTC as UTC (the chart's and the CSV's), one without a zone as written;
+      // one with another offset stays as the server wrote it
+      var utc = /(Z|[+-]00:?00)$/.test(value);
       var when = new Date(value);
-      if (!isNaN(when)) { cell.textContent = when.toLocaleString(); }
+      if (!isNaN(when) && (utc || !/[+-]\d\d:?\d\d$/.test(value))) {
+        cell.textContent = when.toLocaleString(undefined, utc ? { timeZone: "UTC" } : {});
+      }
     }
   }
 
