@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     from django.db import connection
     from django.db.models import F
 
-    from chartbuild import capture, conf
+    from chartbuild import conf
+    from chartbuild.capture import triggers as capture
     from demo.shop.models import Order, Product
 
     call_command("migrate", verbosity=0)

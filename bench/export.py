@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     from django.core.management import call_command
     from django.db import connection
 
-    from chartbuild.exporter import Exporter
+    from chartbuild.export.exporter import Exporter
 
     call_command("migrate", verbosity=0)
     labels = ["auth.user", "shop.order", "shop.product"]

@@ -167,8 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     from django.db import connection
     from scale_site.data import models as data
 
-    from chartbuild import actions, catalog, conf, outputs, pages, render
-    from chartbuild import manifest as manifest_file
+    from chartbuild import conf
+    from chartbuild.build import actions, render
+    from chartbuild.declare import catalog
+    from chartbuild.publish import manifest as manifest_file
+    from chartbuild.publish import outputs, pages
 
     seed(data, args.models, args.rows)
     cat = catalog.load()
@@ -289,7 +292,8 @@ def live_rebuilds(
     ``times`` times in a row."""
     import re
 
-    from chartbuild import conf, wakeup
+    from chartbuild import conf
+    from chartbuild.live import wakeup
 
     auto = subprocess.Popen(
         [*doit, "auto"],
@@ -353,7 +357,7 @@ def export_figures(connection, events: int, say) -> None:
     """The events aggregate of the export beside the raw GROUP BY, over pending events."""
     from django.contrib.contenttypes.models import ContentType
 
-    from chartbuild.exporter import EventsSource
+    from chartbuild.export.exporter import EventsSource
 
     types = list(ContentType.objects.values_list("pk", flat=True)[:20])
     with connection.cursor() as cursor:

@@ -1,10 +1,11 @@
 """chartbuild: Django charts and key numbers as make-style targets of model changes.
 
 Declare charts and numbers in a generator module with :func:`chart` and :func:`number`;
-``chartbuild.tasks`` gives doit the task graph; ``chartbuild.runner.build`` runs it from
+``chartbuild.build.tasks`` gives doit the task graph; ``chartbuild.build.runner.build`` runs it from
 Python.
 """
 
+from chartbuild.declare.registry import chart, number
 from chartbuild.exceptions import (
     BuildFailed,
     ChartbuildError,
@@ -14,7 +15,6 @@ from chartbuild.exceptions import (
     LockTimeout,
     OutputError,
 )
-from chartbuild.registry import chart, number
 
 __all__ = [
     "BuildFailed",

@@ -38,7 +38,7 @@ class ChartsAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
         url = _index_url()
         if not url:
-            raise Http404("the charts are not routed: include chartbuild.urls in the URLconf")
+            raise Http404("the charts are not routed: include chartbuild.site.urls in the URLconf")
         return HttpResponseRedirect(url)
 
 

@@ -9,7 +9,9 @@ class ChartbuildConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from chartbuild import capture, checks, receivers  # noqa: F401 - checks register
+        from chartbuild import checks  # noqa: F401 - its checks register
+        from chartbuild.capture import receivers
+        from chartbuild.capture import triggers as capture
 
         post_migrate.connect(
             capture.on_post_migrate, sender=self, dispatch_uid="chartbuild.capture"

@@ -19,8 +19,13 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import DatabaseError, connections, models
 from django.urls import NoReverseMatch, reverse
 
-from chartbuild import catalog, conf, outputs, permissions, problems, reads, receivers, storage
-from chartbuild.registry import model_label, resolve_model
+from chartbuild import conf, problems
+from chartbuild.build import reads
+from chartbuild.capture import receivers
+from chartbuild.declare import catalog
+from chartbuild.declare.registry import model_label, resolve_model
+from chartbuild.publish import outputs, storage
+from chartbuild.site import permissions
 
 TRACKED_OPERATIONS = {"c", "u", "d"}
 
@@ -342,7 +347,7 @@ def check_capture(
 
 
 def _capture(databases: Any) -> list[CheckMessage]:
-    from chartbuild import capture
+    from chartbuild.capture import triggers as capture
 
     using = conf.database()
     if databases is not None and using not in databases:

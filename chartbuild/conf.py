@@ -327,7 +327,7 @@ def default_permission() -> Any:
     """Who may see a chart or number that declares none: ``CHARTBUILD_DEFAULT_PERMISSION``.
 
     A permission string, ``"staff"``, ``"signed_in"``, ``"anyone"`` or a callable of the
-    user (see :mod:`chartbuild.permissions`); default ``"staff"``.
+    user (see :mod:`chartbuild.site.permissions`); default ``"staff"``.
     """
     return DEFAULT_PERMISSION.value()
 
@@ -363,7 +363,7 @@ def leader(using: str | None = None) -> str:
     ``CHARTBUILD_LEADER``.
 
     ``"postgres"`` (the default when the database is PostgreSQL): a PostgreSQL advisory
-    lock, held by one builder of all the machines (see :mod:`chartbuild.leader`);
+    lock, held by one builder of all the machines (see :mod:`chartbuild.live.leader`);
     ``"file"`` (the default elsewhere): only the build lock of the state directory.
     """
     from django.db import connections

@@ -3,7 +3,7 @@
 Every statement (PostgreSQL) or row (SQLite) that writes to a table a chart reads adds a
 :class:`Change` in the same transaction, whatever issued it: ``save()``, ``update()``,
 ``bulk_create()``, raw SQL, another program. The exporter counts them the way it counts
-mqueue's events and deletes them once they are settled (see :mod:`chartbuild.exporter`).
+mqueue's events and deletes them once they are settled (see :mod:`chartbuild.export.exporter`).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class BuildState(models.Model):
     """What the last published build was made from, for a builder that takes over.
 
     Saved with each publication to ``STORAGES["chartbuild"]`` by builders elected by
-    PostgreSQL (see :mod:`chartbuild.handover`): one row per project
+    PostgreSQL (see :mod:`chartbuild.build.handover`): one row per project
     (``CHARTBUILD_LEADER_KEY``).
     """
 

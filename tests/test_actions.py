@@ -2,10 +2,10 @@ import os
 
 import pytest
 
-from chartbuild import actions
+from chartbuild.build import actions
+from chartbuild.build.tasks import ContentChecker
+from chartbuild.declare.registry import Declaration
 from chartbuild.exceptions import ChartError
-from chartbuild.registry import Declaration
-from chartbuild.tasks import ContentChecker
 
 NUMBER = Declaration(name="n", kind="number", title="N", models=("auth.user",), label="N")
 
@@ -46,7 +46,7 @@ def test_stamps_are_compared_by_content_even_within_one_mtime_tick(tmp_path):
 
 
 def test_a_user_interrupt_is_not_taken_for_a_chart_failure(monkeypatch):
-    from chartbuild import interrupts
+    from chartbuild.build import interrupts
 
     monkeypatch.setattr(interrupts, "requested", lambda: True)
 

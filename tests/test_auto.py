@@ -12,7 +12,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import connection
 
-from chartbuild import wakeup
+from chartbuild.live import wakeup
 from demo.shop.models import Product
 from tests.doit import Auto, Build, database_url, wait_until
 
@@ -224,7 +224,8 @@ def test_its_warm_up_imports_the_generators_and_leaves_a_broken_one_to_its_task(
 ):
     import sys
 
-    from chartbuild import auto, catalog
+    from chartbuild.declare import catalog
+    from chartbuild.live import auto
 
     (tmp_path / "warm_ok.py").write_text("import altair\n")
     (tmp_path / "warm_broken.py").write_text("raise SystemExit(3)\n")
@@ -277,7 +278,7 @@ def test_it_practises_where_its_builds_render(tmp_path, parallel, practised_here
     build.env["CHARTBUILD_PARALLEL"] = parallel
     build.gens.mkdir()
     (build.gens / "where.py").write_text(
-        "from chartbuild import number, render\n\n\n"
+        "from chartbuild import number\nfrom chartbuild.build import render\n\n\n"
         "@number(models=['auth.User'])\ndef practised():\n    return int(render._practised)\n"
     )
     watcher = Auto(build)

@@ -10,8 +10,9 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.db import DatabaseError, connection, connections, transaction
 
-from chartbuild import capture, catalog
+from chartbuild.capture import triggers as capture
 from chartbuild.checks import check_capture
+from chartbuild.declare import catalog
 from chartbuild.models import Change
 from demo.shop.models import Product
 from tests.doit import database_url
@@ -396,7 +397,7 @@ def test_a_failed_orm_record_is_logged_and_never_breaks_the_write(orm_capture, c
     with connection.cursor() as cursor:
         cursor.execute("ALTER TABLE chartbuild_change RENAME TO chartbuild_change_away")
     try:
-        with caplog.at_level(logging.WARNING, logger="chartbuild.capture"):
+        with caplog.at_level(logging.WARNING, logger="chartbuild.capture.triggers"):
             User.objects.create(username="still saved")
             User.objects.update(first_name="x")
     finally:
@@ -411,7 +412,7 @@ def test_a_failed_installation_is_reported_and_migrate_goes_on(monkeypatch, capl
         raise DatabaseError("must be owner of table auth_user")
 
     monkeypatch.setattr(capture, "sync", refused)
-    with caplog.at_level(logging.ERROR, logger="chartbuild.capture"):
+    with caplog.at_level(logging.ERROR, logger="chartbuild.capture.triggers"):
         capture.on_post_migrate(using="default", verbosity=0)
     assert "must be owner of table auth_user" in caplog.text
     assert "manage.py chartbuild capture --install" in caplog.text

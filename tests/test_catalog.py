@@ -2,8 +2,8 @@ import sys
 
 import pytest
 
-from chartbuild import catalog
-from chartbuild.registry import Declaration
+from chartbuild.declare import catalog
+from chartbuild.declare.registry import Declaration
 
 
 @pytest.fixture(autouse=True)

@@ -8,8 +8,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from mqueue.models import MEvent
 
-from chartbuild import exporter as exporter_module
-from chartbuild.exporter import Cursor, Exporter
+from chartbuild.export import exporter as exporter_module
+from chartbuild.export.exporter import Cursor, Exporter
 from chartbuild.models import Change
 from demo.shop.models import Order, Product
 
@@ -397,7 +397,7 @@ def test_another_state_directory_holds_pruning_back_until_it_has_settled(tmp_pat
 
 
 def test_a_forgotten_state_directory_stops_holding_pruning_back(exporter):
-    from chartbuild.exporter import CONSUMER_TTL
+    from chartbuild.export.exporter import CONSUMER_TTL
     from chartbuild.models import Consumer
 
     Consumer.objects.create(name="gone:/old/checkout", seen=timezone.now() - CONSUMER_TTL * 2)

@@ -10,7 +10,7 @@ import time
 import pytest
 from django.contrib.auth.models import User
 
-from chartbuild.handover import CONSUMER
+from chartbuild.build.handover import CONSUMER
 from chartbuild.models import BuildState, Consumer
 from demo.shop.models import Product
 from tests.doit import REPO, Auto, Build, wait_until

@@ -6,7 +6,7 @@ from django.contrib.auth.models import Group, User
 from django.db import transaction
 from mqueue.models import MEvent
 
-from chartbuild import wakeup
+from chartbuild.live import wakeup
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -80,7 +80,7 @@ def test_a_hook_that_cannot_signal_does_not_break_the_save(state, tmp_path, monk
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
     monkeypatch.setattr(wakeup, "address", lambda state_dir: str(blocker / "socket"))
-    with caplog.at_level(logging.ERROR, logger="chartbuild.hooks"):
+    with caplog.at_level(logging.ERROR, logger="chartbuild.live.hooks"):
         user = User.objects.create(username="saved")
     assert User.objects.filter(pk=user.pk).exists()
     assert "could not request a rebuild" in caplog.text
@@ -101,11 +101,11 @@ def test_build_mode_builds_the_affected_generator_after_commit(settings, state):
 def test_build_mode_never_raises_into_the_save(settings, state, caplog):
     settings.CHARTBUILD_HOOK = "build"
     settings.CHARTBUILD_LOCK_TIMEOUT = 0
-    from chartbuild import lock
+    from chartbuild.build import lock
 
     held = lock.acquire(state / "build.lock", timeout=1)
     try:
-        with caplog.at_level(logging.ERROR, logger="chartbuild.hooks"):
+        with caplog.at_level(logging.ERROR, logger="chartbuild.live.hooks"):
             User.objects.create(username="blocked")
     finally:
         lock.release(held)
@@ -116,9 +116,9 @@ def test_build_mode_never_raises_into_the_save(settings, state, caplog):
 def test_a_failed_export_is_reported_once_not_once_per_chart(settings, state, caplog):
     settings.CHARTBUILD_HOOK = "build"
     (state / "stamps").write_text("a file where the stamps' folder should be")
-    with caplog.at_level(logging.ERROR, logger="chartbuild.hooks"):
+    with caplog.at_level(logging.ERROR, logger="chartbuild.live.hooks"):
         User.objects.create(username="unstamped")
-    (logged,) = [r.getMessage() for r in caplog.records if r.name == "chartbuild.hooks"]
+    (logged,) = [r.getMessage() for r in caplog.records if r.name == "chartbuild.live.hooks"]
     lines = logged.splitlines()
     assert "FAILED: export" in lines[0]
     assert len(lines) == 2 and lines[1].startswith("export: "), lines
@@ -126,13 +126,13 @@ def test_a_failed_export_is_reported_once_not_once_per_chart(settings, state, ca
 
 def test_build_mode_never_lets_a_base_exception_into_the_save(settings, state, monkeypatch, caplog):
     settings.CHARTBUILD_HOOK = "build"
-    from chartbuild import runner
+    from chartbuild.build import runner
 
     def leave(*args, **kwargs):
         raise SystemExit("a build that calls sys.exit")
 
     monkeypatch.setattr(runner, "build", leave)
-    with caplog.at_level(logging.ERROR, logger="chartbuild.hooks"):
+    with caplog.at_level(logging.ERROR, logger="chartbuild.live.hooks"):
         user = User.objects.create(username="saved anyway")
     assert User.objects.filter(pk=user.pk).exists()
     assert "a build that calls sys.exit" in caplog.text

@@ -7,8 +7,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import connection, transaction
 
-from chartbuild import horizon
-from chartbuild.exporter import Exporter
+from chartbuild.export import horizon
+from chartbuild.export.exporter import Exporter
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,7 +36,7 @@ def test_a_transaction_holding_the_watermark_too_long_is_named_once(
     try:
         assert wrote.wait(20)
         User.objects.create(username="bob")  # above the open transaction's record
-        with caplog.at_level(logging.WARNING, logger="chartbuild.horizon"):
+        with caplog.at_level(logging.WARNING, logger="chartbuild.export.horizon"):
             exporter.run()
             assert "unsettled" not in caplog.text  # not yet held for long
             threading.Event().wait(0.5)

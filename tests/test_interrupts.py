@@ -16,7 +16,7 @@ STUCK = textwrap.dedent(
     import django
     django.setup()
     from django.db.backends.signals import connection_created
-    from chartbuild import interrupts
+    from chartbuild.build import interrupts
 
     class Unanswered:
         def cancel_safe(self, timeout):

@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from django.db import connection, connections
 from django.test import override_settings
 
-from chartbuild import leader
+from chartbuild.live import leader
 from demo.shop.models import Product
 from tests.doit import REPO, Auto, Build, wait_until
 

@@ -6,13 +6,13 @@ import time
 
 import pytest
 
-from chartbuild import lock
+from chartbuild.build import lock
 from chartbuild.exceptions import LockTimeout
 
 HOLD = """
 import sys, time
 from pathlib import Path
-from chartbuild import lock
+from chartbuild.build import lock
 lock.hold(Path(sys.argv[1]), timeout=5)
 print("held", flush=True)
 time.sleep(60)

@@ -6,9 +6,10 @@ import json
 import pytest
 from django.test import override_settings
 
-from chartbuild import files, manifest, outputs
-from chartbuild.catalog import Catalog, Generator
-from chartbuild.registry import Declaration
+from chartbuild import files
+from chartbuild.declare.catalog import Catalog, Generator
+from chartbuild.declare.registry import Declaration
+from chartbuild.publish import manifest, outputs
 
 
 def declaration(name: str, kind: str = "chart") -> Declaration:

@@ -6,8 +6,10 @@ import json
 import pytest
 from django.contrib.auth.models import User
 
-from chartbuild import files, outputs, runner
+from chartbuild import files
+from chartbuild.build import runner
 from chartbuild.exceptions import OutputError
+from chartbuild.publish import outputs
 
 
 def failing_on(monkeypatch, name: str, code: int = errno.ENOSPC):

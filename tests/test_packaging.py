@@ -34,8 +34,8 @@ def test_the_wheel_holds_every_file_of_the_package(package):
         assert any(kind in name for name in names), kind
     assert not any(n.startswith(("tests/", "demo/", "generators/", "docs/")) for n in names)
     entry_points = package.wheel_file("entry_points.txt")
-    assert "auto = chartbuild.auto:Auto" in entry_points
-    assert "chartbuild = chartbuild.doitdb:DoitDB" in entry_points
+    assert "auto = chartbuild.live.auto:Auto" in entry_points
+    assert "chartbuild = chartbuild.build.doitdb:DoitDB" in entry_points
     metadata = package.wheel_file(".dist-info/METADATA")
     assert "Requires-Dist: Django<7,>=5.2" in metadata
     assert "License-Expression: MIT" in metadata

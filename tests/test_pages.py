@@ -4,7 +4,6 @@ import os
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -62,13 +61,13 @@ def test_pages_draw_their_charts_with_the_local_vega_scripts(build, browser, pag
 
 
 def test_editing_a_page_template_rebuilds_the_pages_and_nothing_else(build, tmp_path):
-    from chartbuild import pages
+    from chartbuild.publish import pages
 
     templates = tmp_path / "templates"
     override = templates / "chartbuild" / "chart.html"
     override.parent.mkdir(parents=True)
     override.write_text(
-        Path(pages.__file__).with_name("templates").joinpath(pages.CHART).read_text()
+        pages.TEMPLATES.joinpath(pages.CHART).read_text()
     )
     build.env["CHARTBUILD_TEST_TEMPLATES"] = str(templates)
     first = build.run()  # the project's own copy is found first: a new dependency

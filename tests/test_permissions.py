@@ -6,8 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from chartbuild import catalog, permissions
-from chartbuild.registry import CALLABLE, Declaration
+from chartbuild.declare import catalog
+from chartbuild.declare.registry import CALLABLE, Declaration
+from chartbuild.site import permissions
 
 
 def user(*, active=True, staff=False, authenticated=True, perms=()):

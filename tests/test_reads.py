@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import connection
 
-from chartbuild import reads
+from chartbuild.build import reads
 from chartbuild.checks import check_configuration
 from tests.doit import Build, seed
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 from mqueue import signals as mqueue_signals
 from mqueue.models import MEvent
 
-from chartbuild import receivers
+from chartbuild.capture import receivers
 from chartbuild.checks import check_configuration
 from demo.shop.models import Order, Product
 
@@ -28,7 +28,7 @@ def test_a_model_without_admin_page_saves_and_its_chart_is_rebuilt(
     monkeypatch.setattr(receivers, "_logged", set())
     order = Order.objects.first()
     order.status = "cancelled"
-    with caplog.at_level(logging.WARNING, logger="chartbuild.receivers"):
+    with caplog.at_level(logging.WARNING, logger="chartbuild.capture.receivers"):
         order.save()  # mqueue raises NoReverseMatch computing the admin URL: guarded
         Order.objects.create(product=Product.objects.get(), status="paid", amount="5.00")
     assert Order.objects.get(pk=order.pk).status == "cancelled"
@@ -54,7 +54,7 @@ def test_a_primary_key_mqueue_cannot_store_is_skipped_and_reported(settings, cap
     assert "primary key 'session_key' (CharField)" in warning.msg
     session = Session(session_key="k" * 32, session_data="", expire_date=timezone.now())
     guard = receivers.guarded(mqueue_signals.mmessage_create)
-    with caplog.at_level(logging.WARNING, logger="chartbuild.receivers"):
+    with caplog.at_level(logging.WARNING, logger="chartbuild.capture.receivers"):
         guard(Session, instance=session, created=True)
     assert MEvent.objects.count() == 0
     assert "its primary key is not an integer mqueue can store" in caplog.text

@@ -3,7 +3,7 @@ import types
 from django.contrib.auth.models import User
 
 from chartbuild import chart, number
-from chartbuild.registry import Declaration, declarations, model_label
+from chartbuild.declare.registry import Declaration, declarations, model_label
 
 
 def test_a_chart_takes_its_name_from_the_function_and_its_title_from_the_docstring():

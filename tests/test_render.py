@@ -6,7 +6,7 @@ import types
 
 import pytest
 
-from chartbuild import actions, progress, render, runner
+from chartbuild.build import actions, progress, render, runner
 
 SPEC = {
     "mark": "bar",

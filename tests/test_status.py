@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
 
-from chartbuild import leader
+from chartbuild.live import leader
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from django.core.checks import run_checks
 from django.test import Client
 
-from chartbuild import storage
+from chartbuild.publish import storage
 from tests.doit import Build, seed
 
 pytestmark = pytest.mark.django_db(transaction=True)

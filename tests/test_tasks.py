@@ -10,7 +10,7 @@ import time
 import pytest
 from django.contrib.auth.models import User
 
-from chartbuild import lock
+from chartbuild.build import lock
 from demo.shop.models import Order
 from tests.doit import REPO, Build, seed
 

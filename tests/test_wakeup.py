@@ -1,6 +1,6 @@
 import threading
 
-from chartbuild import wakeup
+from chartbuild.live import wakeup
 
 
 def test_without_a_listener_sending_is_a_no_op(tmp_path):

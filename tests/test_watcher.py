@@ -4,9 +4,9 @@ import io
 import threading
 import time
 
-from chartbuild import wakeup
-from chartbuild.runner import BuildResult
-from chartbuild.watcher import StopWatching, Watcher
+from chartbuild.build.runner import BuildResult
+from chartbuild.live import wakeup
+from chartbuild.live.watcher import StopWatching, Watcher
 
 
 class Builds:

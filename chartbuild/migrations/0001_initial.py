@@ -4,7 +4,7 @@ from django.db import migrations, models
 
 def remove_capture(apps, schema_editor):
     """Before the change log goes, the triggers that write to it go (or every write fails)."""
-    from chartbuild import capture
+    from chartbuild.capture import triggers as capture
 
     capture.remove(schema_editor.connection)
 

@@ -7,7 +7,7 @@
 
 Both render nothing when the user in the template's context (``request.user``, else
 ``user``) may not see the chart or number, when it does not exist, or when no user is
-known. They need ``path("charts/", include("chartbuild.urls"))`` in the URLconf.
+known. They need ``path("charts/", include("chartbuild.site.urls"))`` in the URLconf.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from chartbuild import conf, pages, site
+from chartbuild import conf
+from chartbuild.publish import pages
+from chartbuild.site import items as site
 
 register = template.Library()
 

@@ -7,7 +7,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
-from chartbuild import capture, catalog, conf, status
+from chartbuild import conf
+from chartbuild.capture import triggers as capture
+from chartbuild.declare import catalog
+from chartbuild.live import status
 
 
 class Command(BaseCommand):

@@ -6,7 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from chartbuild import catalog, runner
+from chartbuild.build import runner
+from chartbuild.declare import catalog
 from chartbuild.exceptions import ChartbuildError
 
 

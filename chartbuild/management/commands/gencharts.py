@@ -8,8 +8,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from chartbuild import leader, reconnect, runner
+from chartbuild.build import runner
 from chartbuild.exceptions import ChartbuildError
+from chartbuild.live import leader, reconnect
 
 
 def minutes(value: str) -> float:

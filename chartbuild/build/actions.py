@@ -1,0 +1,445 @@
+"""The actions of the task graph: what doit runs for each task.
+
+Plain module-level functions of plain values, run in doit's main thread or (in a
+parallel build) in its worker threads:
+
+- :func:`export` takes the build lock for the rest of the run and turns new changes into
+  stamps (:mod:`chartbuild.export.exporter`);
+- :func:`build` makes one chart or number: runs its function, checks what its queries
+  read, converts and renders the result, and replaces its outputs as a set
+  (:func:`chartbuild.publish.outputs.publish`): a failure leaves the previous outputs in place;
+- :func:`dashboard` and :func:`manifest` write a generator's page and ``manifest.json``
+  once per build, after the charts they list;
+- :func:`finish` (the export task's teardown, run at the very end) writes the dashboards
+  and the manifest that their tasks could not (doit does not run a task after a failed
+  dependency): a failing chart never freezes the rest of its dashboard.
+
+A chart function that raises anything at all (``SystemExit`` and ``KeyboardInterrupt``
+included, unless the user asked to stop) fails its own task with a message naming it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import gc
+import json
+import logging
+import multiprocessing
+import sys
+import threading
+import traceback
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from django.db import DatabaseError
+from doit.runner import MThreadRunner
+
+from chartbuild import conf
+from chartbuild.publish import assets
+from chartbuild.declare import catalog
+from chartbuild.export import exporter
+from chartbuild.build import handover
+from chartbuild.build import interrupts
+from chartbuild.live import leader
+from chartbuild.build import lock
+from chartbuild.publish import outputs
+from chartbuild.publish import pages
+from chartbuild.build import progress
+from chartbuild.build import reads
+from chartbuild.build import render
+from chartbuild.publish import storage
+from chartbuild.declare import tables
+from chartbuild.publish import manifest as manifest_file
+from chartbuild.exceptions import ChartbuildError, ChartError, ExportError
+from chartbuild.export.exporter import Exporter
+from chartbuild.files import remove_temporary
+from chartbuild.declare.registry import Declaration
+
+logger = logging.getLogger(__name__)
+
+_guard = threading.Lock()
+#: Generators with a chart or number built (or failed) in this run.
+_built: set[str] = set()
+#: Charts and numbers built (successfully) in this run, by generator.
+_made: dict[str, set[str]] = {}
+#: Dashboards and manifest written by their own tasks in this run.
+_written: set[str] = set()
+MANIFEST = ":manifest"
+#: Whether the manifest was due when this run began: an earlier build wrote records and
+#: did not get to write the manifest (it was killed, say).
+_manifest_due = False
+
+
+def reset() -> None:
+    """Forget the previous run (a long-lived process builds again)."""
+    global _manifest_due
+    with _guard:
+        _built.clear()
+        _made.clear()
+        _written.clear()
+        _manifest_due = False
+
+
+def _touch(generator_name: str) -> None:
+    """Note that this run writes something of ``generator_name``: the manifest is due."""
+    with _guard:
+        first = not (_built or _written - {MANIFEST})
+        _built.add(generator_name)
+    if first:
+        manifest_file.mark_due()
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def task_name(generator: str, name: str) -> str:
+    """The doit task that builds chart or number ``name`` of ``generator``."""
+    return f"{generator}.{name}"
+
+
+# -- export -----------------------------------------------------------------------------
+
+
+def export(models: list[str]) -> tuple[str, ...]:
+    """Take the build lock for the rest of the run, then export new changes to stamps."""
+    if multiprocessing.parent_process() is not None:
+        raise ChartbuildError(
+            "chartbuild builds in threads and renders in worker processes of its own: "
+            "run doit without `-P process` (`-n N` sets the number of threads)"
+        )
+    global _manifest_due
+    state_dir = conf.state_dir()
+    lock.hold(state_dir, conf.lock_timeout())
+    leader.hold_build(conf.lock_timeout())  # every machine's builds, one at a time
+    _manifest_due = manifest_file.is_due() or storage.pending()
+    if lock.inherited_crash(state_dir):
+        removed = remove_temporary([conf.output_dir(), state_dir], spare=["catalog.json"])
+        if removed:
+            logger.info("removed %d temporary files left by a killed build", len(removed))
+    using = conf.database()
+    try:
+        result = Exporter(models, state_dir, using=using, keep_events=conf.keep_events()).run()
+    except OSError as exc:
+        raise ExportError(
+            f"cannot write the build state in {state_dir}: {outputs.output_error(exc)}"
+        ) from exc
+    except DatabaseError as exc:
+        raise ExportError(
+            f"cannot read changes from database {using!r}: {exc}. "
+            "Check that the database is reachable and that `manage.py migrate` has been run "
+            "(mqueue's events and chartbuild's change log are tables). Nothing was exported; "
+            "the next build retries."
+        ) from exc
+    _warn_uncaptured(models, using)
+    if result.changed and threading.current_thread() is not threading.main_thread():
+        render.start_workers()  # charts will render in worker processes: start them now
+    return result.changed
+
+
+#: The catalog keys whose capture this process has checked already.
+_capture_checked: set[tuple[str, int]] = set()
+
+
+def _warn_uncaptured(models: list[str], using: str) -> None:
+    """Warn of watched tables whose capture trigger is missing or outdated.
+
+    Looked at once per process and version of the generators (the build's no-op cost
+    stays a few queries); a failure to look is logged, it does not fail the export.
+    """
+    from chartbuild.capture import triggers as capture
+
+    key = catalog.cache_key()
+    if key in _capture_checked:
+        return
+    _capture_checked.add(key)
+    watched = tables.readers(models)
+    try:
+        status = capture.for_database(using).status(watched)
+    except DatabaseError as exc:
+        logger.warning("cannot check chartbuild's capture triggers: %s", exc)
+        return
+    for table, state in sorted(status.items()):
+        if state in (capture.MISSING, capture.OUTDATED):
+            logger.warning(
+                "%s. Run `manage.py migrate`.", capture.problem(table, state, watched[table])
+            )
+
+
+# -- one chart or number ----------------------------------------------------------------
+
+
+def build(generator_name: str, name: str) -> None:
+    """Build one chart or number; raise :class:`ChartError` if it fails."""
+    generator = catalog.cached().generator(generator_name)
+    declaration = generator.get(name)
+    if declaration.kind == "chart" and threading.current_thread() is not threading.main_thread():
+        render.start_workers()  # they start while the generator is imported and queried
+    _touch(generator_name)
+    previous = outputs.read_record(generator_name, name)
+    try:
+        files, read = make(generator, declaration)
+        outputs.publish(files)
+    except ChartbuildError as exc:
+        failed = dataclasses.replace(previous, error=str(exc), failed_at=now())
+        with contextlib.suppress(OSError):  # the failure itself is what must be told
+            outputs.write_record(generator_name, name, failed)
+        raise
+    data_sets = sum(1 for path, content in files.items() if path.suffix == ".csv" and content)
+    out = conf.output_dir()
+    for stale in outputs.extra_csvs(generator_name, name, previous.data_sets)[
+        max(0, data_sets - 1) :
+    ]:
+        (out / stale).unlink(missing_ok=True)
+    record = outputs.Record(
+        built_at=now(), reads=read, data_sets=data_sets, inputs=inputs_of(generator, declaration)
+    )
+    try:
+        outputs.write_record(generator_name, name, record)
+    except OSError as exc:
+        raise outputs.output_error(exc) from exc
+    with _guard:
+        _made.setdefault(generator_name, set()).add(name)
+
+
+def inputs_of(generator: catalog.Generator, declaration: Declaration) -> str:
+    """A digest of what a chart is built from now (see :func:`chartbuild.build.handover.inputs`)."""
+    stamps = {}
+    for model in declaration.models:
+        path = exporter.stamp_path(conf.state_dir(), model)
+        with contextlib.suppress(OSError):
+            stamps[path.name] = path.read_text()
+    return handover.inputs(generator, declaration, stamps)
+
+
+def make(
+    generator: catalog.Generator, declaration: Declaration
+) -> tuple[dict[Path, str | bytes], tuple[str, ...]]:
+    """The outputs of one chart or number, and the models its queries read."""
+    where = f"{declaration.kind} {generator.name}.{declaration.name}"
+    with reads.recording() as recorder:
+        value = call(where, catalog.function(generator, declaration.name))
+        if declaration.kind == "number":
+            content = number_json(where, declaration, value, now())
+        else:
+            spec = chart_spec(where, value)  # Altair may evaluate a lazy queryset here
+    read = tuple(recorder.models())
+    undeclared = reads.undeclared(read, declaration.models)
+    if undeclared:
+        text = reads.message(task_name(generator.name, declaration.name), undeclared)
+        if conf.strict_reads():
+            raise ChartError(f"{text} (CHARTBUILD_STRICT_READS is on)")
+        logger.warning(text)
+    out = conf.output_dir()
+    paths = [out / p for p in outputs.of(generator.name, declaration)]
+    if declaration.kind == "number":
+        return {paths[0]: content}, read
+    try:
+        svg, png = render.images(spec)
+    except Exception as exc:
+        raise ChartError(f"{where}: vl-convert cannot render its spec: {exc}") from exc
+    files: dict[Path, str | bytes] = dict(zip(paths, [dumps(spec), svg, png, ""], strict=True))
+    data = outputs.data_sets(spec)
+    csvs = [paths[3]] + [
+        out / p for p in outputs.extra_csvs(generator.name, declaration.name, len(data))
+    ]
+    for path, rows in zip(csvs, data, strict=False):
+        files[path] = outputs.csv_text(rows)
+    return files, read
+
+
+def call(where: str, function: Any) -> Any:
+    """Run a chart or number function: anything it raises becomes a :class:`ChartError`."""
+    try:
+        return function()
+    except ChartbuildError:
+        raise
+    except KeyboardInterrupt:
+        if interrupts.requested():
+            raise  # the user stops the build
+        raise ChartError(f"{where} raised KeyboardInterrupt") from None
+    except SystemExit as exc:
+        raise ChartError(
+            f"{where} called sys.exit({exc.code!r}): a chart function must return its chart"
+        ) from None
+    except BaseException as exc:
+        detail = "".join(traceback.format_exception(exc))
+        raise ChartError(f"{where} failed: {type(exc).__name__}: {exc}\n{detail}") from exc
+
+
+def chart_spec(where: str, value: Any) -> dict[str, Any]:
+    """The Vega-Lite spec of what a chart function returned (an Altair chart or a dict)."""
+    if hasattr(value, "to_dict"):
+        try:
+            spec = value.to_dict()
+        except Exception as exc:
+            raise ChartError(f"{where} returned a chart that Altair cannot convert: {exc}") from exc
+    elif isinstance(value, dict):
+        spec = value
+    else:
+        raise ChartError(
+            f"{where} returned {type(value).__name__}; return an Altair chart or a Vega-Lite dict"
+        )
+    try:
+        return dict(json.loads(dumps(spec)))
+    except (TypeError, ValueError) as exc:
+        raise ChartError(f"{where}: its spec cannot be written as JSON: {exc}") from exc
+
+
+def number_json(where: str, declaration: Declaration, value: Any, built_at: str) -> str:
+    if isinstance(value, Decimal):
+        value = float(value)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise ChartError(
+            f"{where} returned {type(value).__name__}; return an int, float or Decimal"
+        )
+    data = {
+        "value": value,
+        "label": declaration.label,
+        "unit": declaration.unit,
+        "built_at": built_at,
+    }
+    try:
+        return dumps(data)
+    except ValueError as exc:
+        raise ChartError(f"{where} returned {value!r}, which JSON cannot hold") from exc
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, indent=1, sort_keys=True, default=_json_default, allow_nan=False) + "\n"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dt.date | dt.datetime | dt.time):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+# -- once per build ---------------------------------------------------------------------
+
+
+def nothing_built(generator: str) -> bool:
+    """doit ``uptodate``: no chart or number of ``generator`` ran this build."""
+    with _guard:
+        return generator not in _built
+
+
+def dashboard(generator_name: str) -> None:
+    """Write the pages of the generator's charts built in this run, and its dashboard."""
+    try:
+        pages.write(catalog.cached().generator(generator_name), _made_in(generator_name))
+    except OSError as exc:
+        raise outputs.output_error(exc) from exc
+    with _guard:
+        first = not (_built or _written - {MANIFEST})
+        _written.add(generator_name)
+    if first:
+        manifest_file.mark_due()
+
+
+def clean_extras(dryrun: bool) -> None:
+    """doit ``clean``: the CSV files of charts' further data sets (not among any targets)."""
+    for path in sorted(conf.output_dir().glob("*/*.*.csv")):
+        if path.is_file() and path.name.split(".")[-2].isdigit():
+            sys.stdout.write(f"export - removing file '{path}'\n")
+            if not dryrun:
+                path.unlink(missing_ok=True)
+
+
+def _made_in(generator_name: str) -> set[str]:
+    with _guard:
+        return set(_made.get(generator_name, ()))
+
+
+def touched() -> set[str]:
+    """The generators with a chart, a number or a page written (or failed) in this run."""
+    with _guard:
+        return _built | (_written - {MANIFEST})
+
+
+def nothing_touched() -> bool:
+    """doit ``uptodate`` of the manifest: nothing it lists was written this build, nor by
+    an earlier one that ended before it wrote the manifest."""
+    return not touched() and not _manifest_due
+
+
+def manifest() -> None:
+    """Write ``manifest.json``: the entries of the generators touched in this run (every
+    entry after a build that ended before it wrote the manifest)."""
+    try:
+        _write_manifest()
+    except OSError as exc:
+        raise outputs.output_error(exc) from exc
+    finally:  # tried once: a failure leaves it due for the next build, not for the teardown
+        with _guard:
+            _written.add(MANIFEST)
+
+
+def _write_manifest() -> None:
+    written = None if _manifest_due else touched()
+    manifest_file.write(catalog.cached(), written)
+    if storage.configured():
+        storage.publish(written)
+    if not interrupts.requested():  # else a chart may be writing its record still
+        manifest_file.clear_due()
+
+
+def write_assets() -> None:
+    try:
+        assets.write()
+    except OSError as exc:
+        raise outputs.output_error(exc) from exc
+
+
+def finish() -> None:
+    """Write what a failed chart kept its task from writing: dashboards, the manifest.
+
+    doit runs this teardown in each of its worker threads as soon as the thread has
+    nothing left to start, while others may still work; then once more in the thread that
+    runs the build, when they are done. Only that last call writes.
+    """
+    if isinstance(threading.current_thread(), MThreadRunner.DaemonThread):
+        return
+    _write_what_was_held_back()
+    if _process_ends_with_this_build():
+        # Its build is done and saved: spare the interpreter's exit its garbage
+        # collections over the task graph, the catalog, Altair and every module loaded
+        # (longer than a no-op build's own work). Frozen objects are freed with the process.
+        gc.freeze()
+
+
+def _write_what_was_held_back() -> None:
+    with _guard:
+        missing = sorted(_built - _written)
+        manifest_due = (bool(_built) or _manifest_due) and MANIFEST not in _written
+    if not (missing or manifest_due):
+        return
+    cat = catalog.cached()
+    for name in missing:
+        try:
+            pages.write(cat.generator(name), _made_in(name))
+        except (KeyError, OSError) as exc:
+            logger.error("cannot write the dashboard of %s: %s", name, exc)
+    if manifest_due:
+        try:
+            _write_manifest()
+        except (OSError, ChartbuildError) as exc:
+            logger.error("cannot write the manifest: %s", exc)
+
+
+def _process_ends_with_this_build() -> bool:
+    """Whether this process is a one-off ``doit`` command, which exits when its build ends
+    (not ``doit auto``, nor a build run from Django by :mod:`chartbuild.build.runner`)."""
+    if progress.in_process():
+        return False
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name == "doit.__main__":  # python -m doit
+        return True
+    entry = getattr(main, "main", None)  # the doit script: from doit.__main__ import main
+    return getattr(entry, "__module__", None) == "doit.__main__"

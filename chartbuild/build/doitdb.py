@@ -1,0 +1,122 @@
+"""doit's dependency database, as chartbuild uses it: sqlite3, and never a dead end.
+
+doit keeps what it knows of each task (the state of its ``file_dep``, its values) in one
+file, written when a run ends. A crash, a full disk or a file copied from elsewhere can
+leave that file unreadable, and doit's own ``sqlite3`` backend then stops every run with
+a traceback. :class:`DoitDB` moves such a file aside (``<name>.unreadable``), says so
+once, and starts empty: every task is out of date, so the run rebuilds everything.
+
+It is registered as doit backend ``chartbuild`` (entry point group ``doit.BACKEND``) and
+chosen by :func:`chartbuild.build.tasks.doit_config`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import sys
+from typing import Any
+
+from doit.dependency import DatabaseException, SqliteDB
+
+from chartbuild import files
+
+logger = logging.getLogger(__name__)
+
+#: SQLite's own words for a file that is not (or no longer) a database.
+CORRUPT = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}
+
+
+def unreadable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the file is damaged, not merely busy, full or missing."""
+    for error in (exc, exc.__context__, exc.__cause__):
+        if isinstance(error, sqlite3.DatabaseError):
+            return getattr(error, "sqlite_errorname", "") in CORRUPT
+    return isinstance(exc, ValueError)  # a task's stored state is not JSON
+
+
+class DoitDB(SqliteDB):  # type: ignore[misc]
+    """doit's ``sqlite3`` backend that starts afresh, with one warning, from an unreadable file."""
+
+    desc = "sqlite3, starting afresh (and rebuilding everything) from an unreadable file"
+    _stored: dict[str, Any] | None = None
+
+    def __init__(self, name: str, codec: Any, *, module_name: str | None = None) -> None:
+        try:
+            super().__init__(name, codec, module_name=module_name)
+        except (DatabaseException, sqlite3.DatabaseError) as exc:
+            if not unreadable(exc):
+                raise
+            self.codec = codec
+            self._cache: dict[str, Any] = {}
+            self._dirty: set[str] = set()
+            self._start_afresh(exc)
+
+    def _start_afresh(self, exc: BaseException) -> None:
+        conn = getattr(self, "_conn", None)
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        aside = f"{self.name}.unreadable"
+        logger.warning(
+            "doit's dependency file %s is unreadable (%s); it was moved to %s and every "
+            "task is rebuilt",
+            self.name,
+            str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            aside,
+        )
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            if os.path.exists(self.name + suffix):
+                os.replace(self.name + suffix, aside + suffix)
+        self._conn = self._sqlite3(self.name)
+        self._stored = {}
+
+    def _get_task_data(self, task_id: str) -> Any:
+        """A task's stored state; every task's is read at once, with the first."""
+        stored = getattr(self, "_stored", None)
+        if stored is None:
+            try:
+                stored = {
+                    row["task_id"]: row["task_data"]
+                    for row in self._conn.execute("SELECT task_id, task_data FROM doit")
+                }
+            except (sqlite3.DatabaseError, ValueError) as exc:
+                if not unreadable(exc):
+                    raise
+                self._start_afresh(exc)
+                stored = {}
+            self._stored = stored
+        return stored.get(task_id, {})
+
+    def in_(self, task_id: str) -> bool:
+        return task_id in self._cache or bool(self._get_task_data(task_id))
+
+    def remove(self, task_id: str) -> None:
+        super().remove(task_id)
+        if self._stored is not None:
+            self._stored.pop(task_id, None)
+
+    def remove_all(self) -> None:
+        super().remove_all()
+        self._stored = {}
+
+    def dump(self) -> None:
+        try:
+            files.flush()  # what doit is about to record as built is on the disk first
+            try:
+                super().dump()
+            except (sqlite3.DatabaseError, ValueError) as exc:
+                if not unreadable(exc):
+                    raise
+                self._start_afresh(exc)
+                super().dump()
+        except (sqlite3.Error, OSError) as exc:
+            # doit would end in a traceback; this run's work is redone by the next one.
+            sys.stderr.write(
+                f"chartbuild: cannot save doit's state in {self.name}: {exc}. Free some disk "
+                "space or fix the state directory's permissions; the next build redoes what "
+                "this one did.\n"
+            )
+            raise SystemExit(3) from exc

@@ -1,0 +1,119 @@
+"""Ctrl-C and SIGTERM: stop a build at once, even in the middle of a database query.
+
+Python runs a signal handler only between two bytecodes of the main thread, so a
+builder blocked in a long SQLite query (or a PostgreSQL one) would not stop until the
+query ends. :func:`install` makes both signals raise ``KeyboardInterrupt`` and, from a
+helper thread woken by the signal itself (``signal.set_wakeup_fd``), interrupts the
+queries of every database connection of the process: SQLite's ``interrupt()``,
+PostgreSQL's ``cancel()``. The main thread then returns from its query and stops, and no
+query of a worker thread goes on running on the server after the process is gone.
+Should the process still be there 0.7 s later (its exit held up by a loaded machine or a
+thread stuck in a library), it is ended as by a kill, which every build survives.
+
+:func:`requested` tells a ``KeyboardInterrupt`` the user asked for from one a chart
+function raised by itself (which fails only that chart).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import sys
+import threading
+import weakref
+from typing import Any
+
+_requested = threading.Event()
+_installed = False
+#: The wakeup socket pair: kept for the life of the process (closing it would end the
+#: helper thread and leave the signal module writing to a closed descriptor).
+_sockets: tuple[socket.socket, socket.socket] | None = None
+
+
+#: Seconds the process may take to stop after Ctrl-C or SIGTERM before it is ended.
+DEADLINE = 0.7
+
+
+def _exit(code: int) -> None:
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
+
+
+def requested() -> bool:
+    """Whether Ctrl-C or SIGTERM was received since :func:`install`."""
+    return _requested.is_set()
+
+
+def _raise(signum: int, frame: Any) -> None:
+    _requested.set()
+    raise KeyboardInterrupt
+
+
+def install() -> None:
+    """From the main thread: Ctrl-C and SIGTERM stop this process's build at once."""
+    global _installed, _sockets
+    if _installed or threading.current_thread() is not threading.main_thread():
+        return
+    _installed = True
+    signal.signal(signal.SIGINT, _raise)
+    signal.signal(signal.SIGTERM, _raise)
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    try:
+        signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    except ValueError:  # another owner of the wakeup fd: the handlers still work
+        reader.close()
+        writer.close()
+        return
+    _sockets = (reader, writer)
+    from django.db import connections
+    from django.db.backends.signals import connection_created
+
+    # Every connection of this process, whatever its thread: a query left running on the
+    # server after the process is gone would hold its session (and its locks).
+    opened: weakref.WeakSet[Any] = weakref.WeakSet(connections[alias] for alias in connections)
+    connection_created.connect(
+        lambda sender, connection, **kwargs: opened.add(connection),
+        weak=False,
+        dispatch_uid="chartbuild.build.interrupts",
+    )
+    stops = {int(signal.SIGINT), int(signal.SIGTERM)}
+
+    def interrupt_queries() -> None:
+        while data := reader.recv(64):
+            received = stops.intersection(data)
+            if received:
+                # Whatever holds the process up past the deadline (a loaded machine, a
+                # thread stuck in a library, a cancel request the server is slow to
+                # answer), it ends then: as after a kill, the next build repairs what this
+                # one left. The clock starts before the cancels, which may take time.
+                code = 128 + min(received)
+                deadline = threading.Timer(DEADLINE, _exit, [code])
+                deadline.daemon = True
+                deadline.start()
+                # Each connection's cancel in a thread of its own: one slow cancel
+                # request does not hold up the others.
+                for wrapper in list(opened):
+                    threading.Thread(
+                        target=_cancel, args=(wrapper,), name="chartbuild-cancel", daemon=True
+                    ).start()
+
+    threading.Thread(target=interrupt_queries, name="chartbuild-interrupt", daemon=True).start()
+
+
+def _cancel(wrapper: Any) -> None:
+    """Stop the query ``wrapper``'s connection is running, if any."""
+    raw = getattr(wrapper, "connection", None)
+    if raw is None:
+        return
+    with contextlib.suppress(Exception):
+        if wrapper.vendor == "sqlite":
+            raw.interrupt()
+        elif hasattr(raw, "cancel_safe"):  # psycopg >= 3.2
+            raw.cancel_safe(timeout=1.0)
+        elif hasattr(raw, "cancel"):
+            raw.cancel()

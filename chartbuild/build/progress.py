@@ -1,0 +1,167 @@
+"""What ``doit`` prints while chartbuild builds: one line per chart, one summary line.
+
+::
+
+    [1/7] shop.total_revenue 12 ms
+    [2/7] shop.revenue_per_month 48 ms
+    [3/7] shop.top_products FAILED: chart shop.top_products (generator shop) failed: ...
+    built 6, up to date 6, failed 1 (shop.top_products); slowest shop.revenue_per_month
+    48 ms, shop.orders_by_status 41 ms, shop.total_revenue 12 ms; 0.62 s
+
+The place's total is the number of charts and numbers that read a model the export found
+changed; it grows if more run (a changed generator, a deleted output). Only chart and
+number tasks get a line; the others are named only when they fail. doit's other
+reporters (``--reporter json``, ``zero``, ...) work as usual.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from chartbuild.export.exporter import stamp_path
+
+
+def is_chart(name: str) -> bool:
+    """Whether a task builds a chart or number (``<generator>.<name>``)."""
+    return "." in name and ":" not in name
+
+
+class ProgressReporter:
+    """A doit reporter: a line per chart or number built, then a summary."""
+
+    desc = "chartbuild: a line per chart, then a summary"
+
+    def __init__(self, outstream: Any, options: Any = None) -> None:
+        self.outstream = outstream
+        self.lock = threading.Lock()
+        self.started_at = time.perf_counter()
+        self.tasks: dict[str, Any] = {}
+        self.selected: set[str] = set()
+        self.starts: dict[str, float] = {}
+        self.times: dict[str, float] = {}
+        self.failed: list[str] = []
+        self.up_to_date = 0
+        self.planned = 0
+        self.done = 0
+
+    def write(self, text: str) -> None:
+        with self.lock:
+            self.outstream.write(text)
+            self.outstream.flush()
+
+    def initialize(self, tasks: Any, selected_tasks: Any) -> None:
+        self.tasks = dict(tasks)
+
+    def get_status(self, task: Any) -> None:
+        pass
+
+    def execute_task(self, task: Any) -> None:
+        with self.lock:
+            self.starts[task.name] = time.perf_counter()
+
+    def _finished(self, task: Any) -> tuple[str, float]:
+        with self.lock:
+            elapsed = time.perf_counter() - self.starts.pop(task.name, time.perf_counter())
+            self.done += is_chart(task.name)
+            self.planned = max(self.planned, self.done)
+            return f"[{self.done}/{self.planned}]", elapsed
+
+    def add_success(self, task: Any) -> None:
+        if task.name == "export":
+            self._plan(task.values.get("result") or [])
+        if not is_chart(task.name):
+            self.starts.pop(task.name, None)
+            return
+        place, elapsed = self._finished(task)
+        self.times[task.name] = elapsed
+        self.write(f"{place} {task.name} {elapsed * 1000:.0f} ms\n")
+
+    def add_failure(self, task: Any, exception: Any) -> None:
+        message = exception.get_msg().strip()
+        if not is_chart(task.name):
+            if "Dependent task failed" in message or "UnmetDependency" in type(exception).__name__:
+                return  # a dashboard waiting on a failed chart: the chart says it
+            self.write(f"{task.name} FAILED: {message}\n")
+            return
+        place, _ = self._finished(task)
+        self.failed.append(task.name)
+        first, _, rest = message.partition("\n")
+        detail = "".join(f"    {line}\n" for line in rest.splitlines() if line.strip())
+        self.write(f"{place} {task.name} FAILED: {first}\n{detail}")
+
+    def _plan(self, changed: list[str]) -> None:
+        """How many charts read the models the export found changed."""
+        if not changed:
+            return
+        stamps = {stamp_path(Path(), model).name for model in changed}
+        planned = sum(
+            1
+            for name, task in self.tasks.items()
+            if is_chart(name) and any(Path(dep).name in stamps for dep in task.file_dep)
+        )
+        with self.lock:
+            self.planned = max(self.planned, planned)
+
+    def skip_uptodate(self, task: Any) -> None:
+        if is_chart(task.name):
+            self.up_to_date += 1
+
+    def skip_ignore(self, task: Any) -> None:
+        pass
+
+    def teardown_task(self, task: Any) -> None:
+        pass
+
+    def cleanup_error(self, exception: Any) -> None:
+        self.write(f"ERROR: {exception.get_msg()}\n")
+
+    def runtime_error(self, msg: str) -> None:
+        self.write(f"ERROR: {msg}\n")
+
+    def complete_run(self) -> None:
+        self.write(self.summary() + "\n")
+
+    def summary(self) -> str:
+        built = len(self.times)
+        line = f"built {built}, up to date {self.up_to_date}, failed {len(self.failed)}"
+        if self.failed:
+            line += f" ({', '.join(self.failed)})"
+        slowest = sorted(self.times.items(), key=lambda item: -item[1])[:3]
+        if slowest:
+            line += "; slowest " + ", ".join(f"{n} {t * 1000:.0f} ms" for n, t in slowest)
+        return f"{line}; {time.perf_counter() - self.started_at:.2f} s"
+
+
+#: The reporter of an in-process build (:mod:`chartbuild.build.runner`), if one is running.
+_current: Any = None
+
+
+class Reporter:
+    """doit's ``reporter`` in chartbuild's ``DOIT_CONFIG``: progress lines, or the
+    reporter of the in-process build running (doit wants a class here)."""
+
+    desc = ProgressReporter.desc
+
+    def __new__(cls, outstream: Any, options: Any = None) -> Any:  # type: ignore[misc]
+        return _current if _current is not None else ProgressReporter(outstream, options)
+
+
+@contextmanager
+def reporting_to(replacement: Any) -> Iterator[None]:
+    """Make :class:`Reporter` give ``replacement`` (one in-process build at a time)."""
+    global _current
+    _current = replacement
+    try:
+        yield
+    finally:
+        _current = None
+
+
+def in_process() -> bool:
+    """Whether an in-process build (:mod:`chartbuild.build.runner`) is running."""
+    return _current is not None

@@ -1,0 +1,203 @@
+"""Running the task graph in this process: for the management commands, the hook and ``doit auto``.
+
+:func:`build` runs doit as a library, under the build lock, and reports what happened
+in a :class:`BuildResult` instead of printing. The lock is held until doit has saved
+its state, then released, so a long-lived process can build again and again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from doit.cmd_base import ModuleTaskLoader, TaskLoader2
+from doit.doit_cmd import DoitMain
+from doit.exceptions import UnmetDependency
+
+from chartbuild import conf
+from chartbuild.live import leader
+from chartbuild.build import lock
+from chartbuild.build import progress
+from chartbuild.exceptions import BuildFailed, ChartbuildError
+
+
+class SummaryReporter:
+    """A doit reporter that records what ran instead of printing it."""
+
+    def __init__(self, outstream: Any = None, options: Any = None) -> None:
+        self.executed: list[str] = []
+        self.failures: dict[str, str] = {}
+        self.errors: list[str] = []
+        self.changed: list[str] = []
+
+    def initialize(self, tasks: Any, selected_tasks: Any) -> None:
+        pass
+
+    def get_status(self, task: Any) -> None:
+        pass
+
+    def execute_task(self, task: Any) -> None:
+        if task.actions:
+            self.executed.append(task.name)
+
+    def add_failure(self, task: Any, exception: Any) -> None:
+        if isinstance(exception, UnmetDependency):
+            return  # a task waiting on a failed one (all of them, when the export fails)
+        self.failures[task.name] = exception.get_msg()
+
+    def add_success(self, task: Any) -> None:
+        if task.name == "export":
+            self.changed = list(task.values.get("result", []))
+
+    def skip_uptodate(self, task: Any) -> None:
+        pass
+
+    def skip_ignore(self, task: Any) -> None:
+        pass
+
+    def teardown_task(self, task: Any) -> None:
+        pass
+
+    def cleanup_error(self, exception: Any) -> None:
+        self.errors.append(exception.get_msg())
+
+    def runtime_error(self, msg: str) -> None:
+        self.errors.append(msg)
+
+    def complete_run(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What one build did."""
+
+    code: int
+    changed: tuple[str, ...] = ()
+    built: tuple[str, ...] = ()
+    failures: dict[str, str] = field(default_factory=dict)
+    errors: tuple[str, ...] = ()
+    seconds: float = 0.0
+    #: What happened before the build (it took over the state another builder saved).
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 0
+
+    @property
+    def charts(self) -> tuple[str, ...]:
+        """The chart and number tasks that ran (``<generator>.<name>``)."""
+        return tuple(t for t in self.built if "." in t and ":" not in t)
+
+    def summary(self) -> str:
+        """One line: what changed, what was rebuilt, how long it took."""
+        changed = ", ".join(self.changed) or "nothing new"
+        charts = ", ".join(self.charts) or "no chart"
+        line = f"{changed} -> rebuilt {charts} in {self.seconds:.2f} s"
+        if self.note:
+            line = f"{self.note}; {line}"
+        if self.failures:
+            line += f"; FAILED: {', '.join(self.failures)}"
+        if self.errors or (self.code and not self.failures):
+            line += f"; doit exited with {self.code}"
+        return line
+
+    def failure_report(self) -> str:
+        return "\n".join([*(f"{n}: {m}" for n, m in self.failures.items()), *self.errors])
+
+
+def default_loader() -> TaskLoader2 | ModuleTaskLoader:
+    """chartbuild's own task graph, as a project's ``dodo.py`` would declare it."""
+    from chartbuild.build import tasks
+
+    namespace: dict[str, Any] = {name: getattr(tasks, name) for name in tasks.__all__}
+    namespace["DOIT_CONFIG"] = tasks.doit_config(interruptible=False)
+    return ModuleTaskLoader(namespace)
+
+
+def build(
+    task_names: Sequence[str] = (),
+    *,
+    loader: Any = None,
+    loader_args: Sequence[str] = (),
+    timeout: float | None = None,
+    reset: bool = False,
+) -> BuildResult:
+    """Export and build ``task_names`` (default: everything) once, under the build lock.
+
+    ``reset=True`` rebuilds everything (the database was replaced, say). Raises
+    :class:`~chartbuild.exceptions.LockTimeout` if another build keeps the lock for more
+    than ``timeout`` seconds (default ``CHARTBUILD_LOCK_TIMEOUT``).
+    """
+    from chartbuild.export import exporter
+    from chartbuild.build import tasks
+
+    reporter = SummaryReporter()
+    started = time.perf_counter()
+    wait = conf.lock_timeout() if timeout is None else timeout
+    note = ""
+    with lock.held(conf.state_dir(), wait), leader.building(wait):
+        tasks.reset()  # under the lock: another thread's build may be running until then
+        if reset:
+            exporter.forget(conf.state_dir())
+        else:
+            note = _adopt(loader, loader_args)
+        main = DoitMain(loader or default_loader())
+        with progress.reporting_to(reporter):  # not the progress lines of a dodo.py's config
+            try:
+                code = main.run([*loader_args, "run", *task_names])
+            except SystemExit as exc:  # doit's state could not be saved (said on stderr)
+                code = exc.code if isinstance(exc.code, int) else 3
+                reporter.errors.append("doit's state could not be saved")
+    return BuildResult(
+        code=code,
+        changed=tuple(reporter.changed),
+        built=tuple(reporter.executed),
+        failures=dict(reporter.failures),
+        errors=tuple(reporter.errors),
+        seconds=time.perf_counter() - started,
+        note=note,
+    )
+
+
+def _adopt(loader: Any, loader_args: Sequence[str]) -> str:
+    """Take over the build state another builder saved, if this one does not hold it yet;
+    say so ("" if there was none)."""
+    from chartbuild.export import exporter
+    from chartbuild.build import handover
+
+    try:
+        found = handover.adopt()
+    except handover.HalfAdopted as exc:
+        exporter.forget(conf.state_dir())  # trust none of it: rebuild everything
+        return f"could not take over {exc}: rebuilding everything"
+    except Exception as exc:  # the database or the storage is out of reach: next time
+        return f"could not take over the saved build state now ({exc})"
+    if found is None:
+        return ""
+    try:
+        if found.built:  # doit records them as built from the stamps just adopted
+            with contextlib.redirect_stdout(io.StringIO()) as said:
+                code = DoitMain(loader or default_loader()).run(
+                    [*loader_args, "reset-dep", *found.built]
+                )
+            if code:
+                raise ChartbuildError(f"doit reset-dep exited with {code}: {said.getvalue()}")
+        found.done()
+    except Exception as exc:
+        exporter.forget(conf.state_dir())
+        return f"could not record the charts taken over ({exc}): rebuilding everything"
+    return found.describe()
+
+
+def build_or_raise(task_names: Sequence[str] = ()) -> BuildResult:
+    """:func:`build`, raising :class:`~chartbuild.exceptions.BuildFailed` if a task failed."""
+    result = build(task_names)
+    if not result.ok:
+        raise BuildFailed(f"{result.summary()}\n{result.failure_report()}")
+    return result

@@ -1,0 +1,281 @@
+"""The doit task graph. A project's ``dodo.py`` sets Django up and imports these.
+
+Tasks:
+- ``export``: takes the build lock, then turns new changes into stamp files. Its
+  teardown, run at the very end, writes any dashboard or manifest that a failed chart
+  kept from being written by its own task.
+- ``<generator>.<name>``: one task per chart and number. ``file_dep`` = the stamps
+  of the models it reads and its generator's source; ``targets`` = its outputs.
+- ``gen:<generator>``: the pages of the generator's charts and its dashboard, once its
+  charts and numbers are done (so ``doit gen:users`` builds one generator); only when
+  one of them ran, or when the page templates or chartbuild's version changed.
+- ``assets``: the shared scripts and style sheet; ``manifest``: ``manifest.json``, after
+  every chart, only when one ran or the generators changed.
+
+Builds run in parallel by default: tasks in threads (``CHARTBUILD_PARALLEL``, or doit's
+``-n``), renders in worker processes (:mod:`chartbuild.build.render`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from importlib.metadata import version
+from typing import Any
+
+from doit.dependency import MD5Checker, get_file_md5
+from doit.exceptions import TaskFailed
+from doit.tools import config_changed
+
+from chartbuild import conf
+from chartbuild.build import actions
+from chartbuild.publish import assets
+from chartbuild.declare import catalog
+from chartbuild.build import interrupts
+from chartbuild.publish import outputs
+from chartbuild.publish import pages
+from chartbuild.build import progress
+from chartbuild.exceptions import ChartbuildError
+from chartbuild.export.exporter import stamp_path
+from chartbuild.declare.registry import Declaration
+
+__all__ = ["task_assets", "task_charts", "task_export", "task_gen", "task_manifest"]
+
+Task = dict[str, Any]
+
+_hashes: dict[tuple[str, int, int, int, int], str] = {}
+_hashes_guard = threading.Lock()
+
+
+def file_md5(path: str, stat: os.stat_result | None = None) -> str:
+    """The md5 of ``path``, computed once per version of the file.
+
+    A version is its inode, size, mtime and ctime: a file replaced (a new inode) or
+    written again (a new ctime, even with its mtime set back) is hashed again.
+    """
+    stat = stat or os.stat(path)
+    key = (path, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    with _hashes_guard:
+        found = _hashes.get(key)
+    if found is None:
+        found = get_file_md5(path)
+        with _hashes_guard:
+            _hashes[key] = found
+    return found
+
+
+class ContentChecker(MD5Checker):  # type: ignore[misc]
+    """Decides whether a ``file_dep`` changed by its content alone.
+
+    doit's default checker trusts an unchanged mtime. A stamp can change twice within
+    one mtime tick on a filesystem with coarse timestamps, keeping its size; so content
+    decides. Each file is hashed once per build (the hashes are forgotten between builds,
+    :func:`reset`): a generator's source is a dependency of each of its charts.
+    """
+
+    def check_modified(self, file_path: str, file_stat: Any, state: Any) -> bool:
+        _, size, md5 = state
+        return bool(file_stat.st_size != size or md5 != file_md5(file_path, file_stat))
+
+    def get_state(self, dep: str, current_state: Any) -> Any:
+        stat = os.stat(dep)
+        state = (stat.st_mtime, stat.st_size, file_md5(dep, stat))
+        return None if current_state and list(current_state) == list(state) else state
+
+
+def doit_config(*, interruptible: bool = True) -> dict[str, Any]:
+    """``DOIT_CONFIG`` for a chartbuild dodo.py: state, parallelism and progress lines.
+
+    The backend is doit's ``sqlite3`` one (two builders never lose each other's updates),
+    as :class:`chartbuild.build.doitdb.DoitDB`: an unreadable file means a full rebuild, not a
+    traceback. With ``interruptible`` (for a process that is a builder, not a web
+    server's) Ctrl-C and SIGTERM stop the build at once (:mod:`chartbuild.build.interrupts`).
+    """
+    state = conf.state_dir()
+    state.mkdir(parents=True, exist_ok=True)
+    if interruptible:
+        interrupts.install()
+    parallel = conf.parallel()
+    return {
+        "backend": "chartbuild",
+        "dep_file": str(state / "doit.sqlite3"),
+        "check_file_uptodate": ContentChecker,
+        "continue": True,
+        "reporter": progress.Reporter,
+        "num_process": parallel if parallel > 1 else 0,
+        "par_type": "thread",
+    }
+
+
+_catalog_guard = threading.Lock()
+_catalog: catalog.Catalog | None = None
+
+
+def _current() -> catalog.Catalog:
+    """The catalog for this task load (once per process, or per build of a long-lived one)."""
+    global _catalog
+    with _catalog_guard:
+        if _catalog is None:
+            _catalog = catalog.load()
+        return _catalog
+
+
+def reset() -> None:
+    """Forget the previous build: its catalog, file hashes and what it built."""
+    global _catalog
+    with _catalog_guard:
+        _catalog = None
+    with _hashes_guard:
+        _hashes.clear()
+    actions.reset()
+
+
+def _run(action: Any, *args: Any) -> TaskFailed | dict[str, Any]:
+    """Run an action; chartbuild's errors fail the task with their message."""
+    try:
+        result = action(*args)
+    except ChartbuildError as exc:
+        return TaskFailed(str(exc))
+    return {"result": list(result)} if isinstance(result, tuple) else {}
+
+
+def _fail(message: str) -> TaskFailed:
+    return TaskFailed(message)
+
+
+#: doit captures a Python action's output by swapping ``sys.stdout`` and ``sys.stderr``
+#: around it: threads that run at once would leave them in disorder. chartbuild's actions
+#: print nothing (their warnings go to the logging handlers), so nothing is swapped.
+UNCAPTURED = {"io": {"capture": False}, "verbosity": 0}
+
+
+def _out(*paths: str) -> list[str]:
+    out = f"{conf.output_dir()}{os.sep}"
+    return [out + p for p in paths]
+
+
+def task_export() -> Task:
+    """Export new model changes to one stamp file per model."""
+    models = _current().models()
+    state = conf.state_dir()
+    return {
+        "actions": [(_run, [actions.export, models])],
+        "teardown": [(actions.finish, [])],
+        # the CSV files of charts' further data sets are none of their tasks' targets
+        "clean": [actions.clean_extras],
+        "targets": [str(stamp_path(state, m)) for m in models],
+        "uptodate": [False],
+        **UNCAPTURED,
+    }
+
+
+def _generators(cat: catalog.Catalog) -> list[catalog.Generator]:
+    """Each generator name once (a duplicate is a configuration error of the first)."""
+    unique: dict[str, catalog.Generator] = {}
+    for generator in cat.generators:
+        unique.setdefault(generator.name, generator)
+    return list(unique.values())
+
+
+def _declarations(generator: catalog.Generator) -> list[Declaration]:
+    """Each name once, numbers (cheap) first."""
+    unique: dict[str, Declaration] = {}
+    for declaration in generator.declarations:
+        unique.setdefault(declaration.name, declaration)
+    return sorted(unique.values(), key=lambda d: d.kind != "number")
+
+
+def task_charts() -> Iterator[Task]:
+    """One task per chart and number, named <generator>.<name>."""
+    cat = _current()
+    state = conf.state_dir()
+    out = f"{conf.output_dir()}{os.sep}"
+    # Paths as plain strings, each made once: a large site has thousands of them.
+    stamps = {m: str(stamp_path(state, m)) for m in cat.models()}
+    troubled = {(p.generator, p.name) for p in cat.problems}
+    for generator in _generators(cat):
+        if generator.error:
+            continue
+        source = [str(generator.path)] if generator.path is not None else []
+        for declaration in _declarations(generator):
+            name = f"{generator.name}.{declaration.name}"
+            doc = f"{declaration.title} ({declaration.kind}; reads {', '.join(declaration.models)})"
+            if (generator.name, declaration.name) in troubled or (generator.name, "") in troubled:
+                problems = cat.problems_of(generator.name, declaration.name)
+                message = "\n".join(f"{p.id}: {p.msg}. {p.hint}" for p in problems)
+                yield {"basename": name, "doc": doc, "actions": [(_fail, [message])], **UNCAPTURED}
+                continue
+            yield {
+                "basename": name,
+                "doc": doc,
+                "actions": [(_run, [actions.build, generator.name, declaration.name])],
+                "file_dep": [*(stamps[m] for m in declaration.models), *source],
+                "targets": [out + p for p in outputs.of(generator.name, declaration)],
+                "clean": True,
+                **UNCAPTURED,
+            }
+
+
+def task_gen() -> Iterator[Task]:
+    """Build one generator: its charts and numbers, then their pages and its dashboard."""
+    cat = _current()
+    templates = pages.sources()
+    chartbuild_version = config_changed(version("chartbuild"))
+    troubled = {(p.generator, p.name) for p in cat.problems}
+    for generator in _generators(cat):
+        if generator.error:
+            yield {
+                "name": generator.name,
+                "doc": f"generator {generator.module} (cannot be imported)",
+                "actions": [(_fail, [generator.error])],
+                "file_dep": [str(generator.path)] if generator.path else [],
+                **UNCAPTURED,
+            }
+            continue
+        declared = _declarations(generator)
+        pages_of = [
+            outputs.page(generator.name, d)
+            for d in declared
+            if d.kind == "chart" and (generator.name, d.name) not in troubled
+        ]
+        yield {
+            "name": generator.name,
+            "doc": f"pages and dashboard of {generator.module}",
+            "actions": [(_run, [actions.dashboard, generator.name])],
+            "task_dep": [actions.task_name(generator.name, d.name) for d in declared],
+            # the pages are made of the templates, and of chartbuild's code
+            "file_dep": templates,
+            "targets": _out(outputs.dashboard(generator.name), *pages_of),
+            "uptodate": [(actions.nothing_built, [generator.name]), chartbuild_version],
+            "clean": True,
+            **UNCAPTURED,
+        }
+
+
+def task_assets() -> Task:
+    """The shared Vega scripts and style sheet of the pages (no CDN)."""
+    return {
+        "actions": [(_run, [actions.write_assets])],
+        "file_dep": [str(path) for path in assets.sources()],
+        "targets": _out(*outputs.assets()),
+        "uptodate": [config_changed(version("vl-convert-python"))],
+        "clean": True,
+        **UNCAPTURED,
+    }
+
+
+def task_manifest() -> Task:
+    """manifest.json: every chart and number with its task, models, outputs and build time."""
+    cat = _current()
+    return {
+        "actions": [(_run, [actions.manifest])],
+        # after every dashboard, so after every chart (each dashboard waits for its charts)
+        "task_dep": [f"gen:{g.name}" for g in _generators(cat) if not g.error],
+        # what the generators declare is in the catalog's cache: a change there is one here
+        "file_dep": [str(catalog.cache_path())],
+        "targets": _out(outputs.manifest()),
+        "uptodate": [actions.nothing_touched],
+        "clean": True,
+        **UNCAPTURED,
+    }

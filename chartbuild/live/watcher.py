@@ -1,0 +1,256 @@
+"""The watcher behind ``doit auto``: build, then build again whenever something changes.
+
+A build is started by any of:
+- a wake-up: the hook's datagram (:mod:`chartbuild.live.wakeup`) after a commit in a process
+  of this host, PostgreSQL's ``NOTIFY`` (:mod:`chartbuild.live.notify`) after a commit of any
+  write to a watched table, from anywhere;
+- a timer: a build starts at most ``CHARTBUILD_POLL_INTERVAL`` seconds after the previous
+  one started, and its export step finds changes nothing woke it for;
+- a change of a watched source file (generators, ``dodo.py``), seen by watchdog: the
+  task graph is reloaded.
+
+A build that cannot run (the database is down, say) is reported once; the next one that
+runs says so, and catches up with everything that changed meanwhile.
+
+Bursts are coalesced: after the first trigger the watcher waits until nothing has
+happened for ``quiet`` seconds (at most ``max_delay`` seconds) and then builds once.
+While charts fail, a poll only exports, and the failing charts run again when new
+events come or every ``retry_failed`` seconds; the same failure is reported once.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import IO, Protocol
+
+from watchdog.events import (
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+
+from chartbuild.build.runner import BuildResult
+from chartbuild.exceptions import ChartbuildError
+
+logger = logging.getLogger(__name__)
+
+
+class StopWatching(Exception):
+    """Raised by a build function to end the watch (it is said, and :meth:`Watcher.run`
+    returns): the builder is no longer the one that builds, say."""
+
+
+class Waker(Protocol):
+    """Something that wakes the watcher: it calls ``on_wake`` from a thread of its own."""
+
+    def serve(self, on_wake: Callable[[], None]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+#: Events that change a file. Opening and reading one (as every build does, to compare
+#: its content) must not start another build.
+WRITES: list[type[FileSystemEvent]] = [
+    FileModifiedEvent,
+    FileCreatedEvent,
+    FileMovedEvent,
+    FileDeletedEvent,
+    FileClosedEvent,
+]
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, watcher: Watcher) -> None:
+        self.watcher = watcher
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if not isinstance(event, tuple(WRITES)):
+            return
+        for path in (event.src_path, getattr(event, "dest_path", "")):
+            if path:
+                self.watcher.notice(Path(str(path)))
+
+
+class Watcher:
+    """Runs ``build`` once, then again after every trigger, until :meth:`stop`."""
+
+    def __init__(
+        self,
+        build: Callable[[], BuildResult],
+        *,
+        sources: Callable[[], Iterable[Path]],
+        wakers: dict[str, Waker],
+        poll_interval: float,
+        out: IO[str],
+        on_source_change: Callable[[set[Path]], None] = lambda paths: None,
+        export: Callable[[], BuildResult] | None = None,
+        retry_failed: float = 30.0,
+        quiet: float = 0.05,
+        max_delay: float = 1.0,
+    ) -> None:
+        self.build = build
+        self.export = export
+        self.retry_failed = retry_failed
+        self._last_build = 0.0
+        self.sources = sources
+        self.wakers = wakers
+        self.poll_interval = poll_interval
+        self.out = out
+        self.on_source_change = on_source_change
+        self.quiet = quiet
+        self.max_delay = max_delay
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._reasons: set[str] = set()
+        self._changed: set[Path] = set()
+        self._last = 0.0
+        self._watched: set[Path] = set()
+        self._folders: set[Path] = set()
+        self._last_report = ""
+        self._not_run = ""
+        self._observer = Observer()
+        self.builds = 0
+
+    def notice(self, path: Path) -> None:
+        """Called by watchdog's thread for every file event in a watched folder."""
+        path = path.absolute()
+        if path in self._watched:
+            with self._lock:
+                self._changed.add(path)
+            self._trigger(f"{path.name} changed")
+
+    def _trigger(self, reason: str) -> None:
+        with self._lock:
+            self._reasons.add(reason)
+            self._last = time.monotonic()
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def run(self) -> int:
+        """Build, then watch until stopped. Returns 0."""
+        self._observer.start()
+        self._watch_sources()  # before the first build: edits made during it count
+        for reason, waker in self.wakers.items():
+            waker.serve(functools.partial(self._trigger, reason))
+        try:
+            started = time.monotonic()
+            self._build_and_report({"start"})
+            while not self._stop.is_set():
+                woken = self._wake.wait(max(0.0, started + self.poll_interval - time.monotonic()))
+                if self._stop.is_set():
+                    break
+                if woken:
+                    self._settle()
+                with self._lock:
+                    reasons, self._reasons = self._reasons or {"poll"}, set()
+                    changed, self._changed = self._changed, set()
+                    self._wake.clear()
+                if changed:
+                    self.on_source_change(changed)
+                started = time.monotonic()
+                self._build_and_report(reasons)
+        except StopWatching as exc:
+            self._say(str(exc))
+        finally:
+            for waker in self.wakers.values():
+                waker.close()
+            self._observer.stop()  # daemon threads: stopping must not wait for them
+        return 0
+
+    def _settle(self) -> None:
+        """Wait for a burst of triggers to end (or ``max_delay`` to pass)."""
+        first = time.monotonic()
+        while not self._stop.is_set():
+            with self._lock:
+                idle = time.monotonic() - self._last
+            if idle >= self.quiet or time.monotonic() - first >= self.max_delay:
+                return
+            time.sleep(min(self.quiet - idle, 0.05) if idle < self.quiet else 0)
+
+    def _build_and_report(self, reasons: set[str]) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        why = ", ".join(sorted(reasons))
+        try:
+            failing = bool(self._last_report)
+            recent = time.monotonic() - self._last_build < self.retry_failed
+            if reasons == {"poll"} and failing and recent and self.export is not None:
+                # Charts are failing: between retries, rerun them only for new events.
+                probe = self.export()
+                if probe.ok and not probe.changed:
+                    return
+            self._last_build = time.monotonic()
+            result = self.build()
+        except StopWatching:
+            raise
+        except ChartbuildError as exc:
+            self._not_running(stamp, why, str(exc))
+            return
+        except Exception as exc:  # keep watching: the next trigger may find it mended
+            logger.exception("build failed")
+            self._not_running(stamp, why, f"{type(exc).__name__}: {exc}")
+            return
+        finally:
+            self._watch_sources()
+        self.builds += 1
+        report = result.failure_report()
+        if result.code and not result.charts and _export_failed(result):
+            self._not_running(stamp, why, report)  # nothing could be exported: said once
+            return
+        recovered, self._not_run = bool(self._not_run), ""
+        repeated = bool(report) and report == self._last_report and not result.charts
+        self._last_report = report
+        if repeated:
+            return  # the same failure as last time: said already
+        if result.charts or report or result.code or recovered or "start" in reasons:
+            back = "builds again: " if recovered else ""
+            self._say(
+                f"[{stamp}] {why}: {back}{result.summary()}" + (f"\n{report}" if report else "")
+            )
+
+    def _not_running(self, stamp: str, why: str, reason: str) -> None:
+        """Report a build that could not run, unless it is the same reason as last time."""
+        if reason != self._not_run:
+            self._say(f"[{stamp}] {why}: build not run (retrying at every trigger): {reason}")
+        self._not_run = reason
+
+    def _say(self, text: str) -> None:
+        self.out.write(text.rstrip() + "\n")
+        self.out.flush()
+
+    def _watch_sources(self) -> None:
+        try:
+            self._watch(self.sources())
+        except Exception:
+            logger.exception("cannot list the generators' sources to watch")
+
+    def _watch(self, sources: Iterable[Path]) -> None:
+        """Watch the folders of ``sources`` (each once)."""
+        wanted = {p.absolute() for p in sources}
+        folders = {p.parent for p in wanted}
+        with self._lock:
+            self._watched = wanted
+        for folder in folders - self._folders:
+            if folder.is_dir():
+                self._observer.schedule(
+                    _Handler(self), str(folder), recursive=False, event_filter=WRITES
+                )
+                self._folders.add(folder)
+
+
+def _export_failed(result: BuildResult) -> bool:
+    """Whether the build stopped at its export (the database is unreachable, say)."""
+    return "export" in result.failures and not result.charts
