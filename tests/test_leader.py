@@ -11,6 +11,7 @@ from django.contrib.auth.models import User
 from django.db import connection, connections
 from django.test import override_settings
 
+from chartbuild.build import dblock
 from chartbuild.live import leader
 from demo.shop.models import Product
 from tests.doit import REPO, Auto, Build, wait_until
@@ -87,14 +88,14 @@ def test_a_leader_whose_session_ended_takes_the_lead_again(postgres):
 
 
 def test_the_lock_key_is_the_databases_as_the_server_names_it_and_the_projects(postgres):
-    first = leader.key(connection)
+    first = dblock.key(connection)
     other = connections.create_connection("default")
     try:
-        assert leader.key(other) == first  # another connection, as another machine's
+        assert dblock.key(other) == first  # another connection, as another machine's
     finally:
         other.close()
     with override_settings(CHARTBUILD_LEADER_KEY="another project"):
-        assert leader.key(connection) != first
+        assert dblock.key(connection) != first
 
 
 @pytest.mark.parametrize("lock_key", [-1, -(2**63), 2**63 - 1, 1])
@@ -102,12 +103,12 @@ def test_any_key_is_found_in_pg_locks(postgres, lock_key):
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_lock(%s)", [lock_key])
     try:
-        session = leader.current(connection, lock_key)
+        session = dblock.current(connection, lock_key)
         assert session is not None and session["pid"]
     finally:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [lock_key])
-    assert leader.current(connection, lock_key) is None
+    assert dblock.current(connection, lock_key) is None
 
 
 def test_the_leader_settings_are_checked(settings):
@@ -148,7 +149,7 @@ def test_builds_from_every_machine_take_turns(postgres, tmp_path):
     """A one-off build on another machine waits for the build under way (or, with
     CHARTBUILD_LOCK_TIMEOUT = 0, stops at once naming it), then builds."""
     Product.objects.create(name="Dune", category="books", price="9.50")
-    assert leader.hold_build(timeout=5)  # this process builds, as another machine would
+    assert dblock.hold_build(timeout=5)  # this process builds, as another machine would
     try:
         other = host(tmp_path, "other")
         other.env["CHARTBUILD_LOCK_TIMEOUT"] = "0"
@@ -164,7 +165,7 @@ def test_builds_from_every_machine_take_turns(postgres, tmp_path):
         assert waiting.poll() is None and not (other.out / "manifest.json").exists()
         assert "building now: builder pid" in status_text()
     finally:
-        leader.release_build()
+        dblock.release_build()
     result = other.result(waiting, *waiting.communicate(timeout=300), True)
     assert result.returncode == 0, result.stderr
     assert (other.out / "manifest.json").exists()

@@ -66,9 +66,7 @@ def test_editing_a_page_template_rebuilds_the_pages_and_nothing_else(build, tmp_
     templates = tmp_path / "templates"
     override = templates / "chartbuild" / "chart.html"
     override.parent.mkdir(parents=True)
-    override.write_text(
-        pages.TEMPLATES.joinpath(pages.CHART).read_text()
-    )
+    override.write_text(pages.TEMPLATES.joinpath(pages.CHART).read_text())
     build.env["CHARTBUILD_TEST_TEMPLATES"] = str(templates)
     first = build.run()  # the project's own copy is found first: a new dependency
     assert first.returncode == 0, first.stderr

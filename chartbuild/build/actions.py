@@ -38,25 +38,15 @@ from django.db import DatabaseError
 from doit.runner import MThreadRunner
 
 from chartbuild import conf
-from chartbuild.publish import assets
-from chartbuild.declare import catalog
-from chartbuild.export import exporter
-from chartbuild.build import handover
-from chartbuild.build import interrupts
-from chartbuild.live import leader
-from chartbuild.build import lock
-from chartbuild.publish import outputs
-from chartbuild.publish import pages
-from chartbuild.build import progress
-from chartbuild.build import reads
-from chartbuild.build import render
-from chartbuild.publish import storage
-from chartbuild.declare import tables
-from chartbuild.publish import manifest as manifest_file
+from chartbuild.build import dblock, handover, interrupts, lock, progress, reads, render
+from chartbuild.declare import catalog, tables
+from chartbuild.declare.registry import Declaration
 from chartbuild.exceptions import ChartbuildError, ChartError, ExportError
+from chartbuild.export import exporter
 from chartbuild.export.exporter import Exporter
 from chartbuild.files import remove_temporary
-from chartbuild.declare.registry import Declaration
+from chartbuild.publish import assets, outputs, pages, storage
+from chartbuild.publish import manifest as manifest_file
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +104,7 @@ def export(models: list[str]) -> tuple[str, ...]:
     global _manifest_due
     state_dir = conf.state_dir()
     lock.hold(state_dir, conf.lock_timeout())
-    leader.hold_build(conf.lock_timeout())  # every machine's builds, one at a time
+    dblock.hold_build(conf.lock_timeout())  # every machine's builds, one at a time
     _manifest_due = manifest_file.is_due() or storage.pending()
     if lock.inherited_crash(state_dir):
         removed = remove_temporary([conf.output_dir(), state_dir], spare=["catalog.json"])
@@ -384,7 +374,12 @@ def _write_manifest() -> None:
     written = None if _manifest_due else touched()
     manifest_file.write(catalog.cached(), written)
     if storage.configured():
-        storage.publish(written)
+        storage.publish(written, confirm=dblock.confirm_build)
+        if handover.enabled():
+            try:
+                handover.save()
+            except Exception as exc:  # a successor rebuilds more, no less
+                logger.warning("cannot save the build state for a successor: %s", exc)
     if not interrupts.requested():  # else a chart may be writing its record still
         manifest_file.clear_due()
 

@@ -35,15 +35,14 @@ from pathlib import Path
 from typing import Any
 
 from chartbuild import conf
+from chartbuild.build import dblock, hashes
 from chartbuild.declare import catalog
-from chartbuild.export import exporter
-from chartbuild.live import leader
-from chartbuild.publish import outputs
-from chartbuild.publish import storage
-from chartbuild.publish import manifest as manifest_file
-from chartbuild.exceptions import ChartbuildError
-from chartbuild.files import write_if_changed
 from chartbuild.declare.registry import Declaration
+from chartbuild.exceptions import ChartbuildError
+from chartbuild.export import exporter
+from chartbuild.files import write_if_changed
+from chartbuild.publish import manifest as manifest_file
+from chartbuild.publish import outputs, storage
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +52,7 @@ CONSUMER = "chartbuild: the saved build state"
 
 def enabled(using: str | None = None) -> bool:
     """Whether builds save their state for a successor (and adopt a newer one)."""
-    return storage.configured() and leader.elects(using or conf.database())
+    return storage.configured() and dblock.elects(using or conf.database())
 
 
 def _marker(state_dir: Path) -> Path:
@@ -74,9 +73,7 @@ def inputs(
     """The digest of a chart's inputs: its models' stamps (``stamps``: by stamp file name)
     and its generator's source. Recorded with each chart when it is built; compared, with
     the saved stamps, by a builder that takes over."""
-    from chartbuild.build.tasks import file_md5
-
-    source = file_md5(str(generator.path)) if generator.path is not None else ""
+    source = hashes.file_md5(str(generator.path)) if generator.path is not None else ""
     names = [exporter.stamp_path(Path(), model).name for model in declaration.models]
     text = "\0".join([*(stamps.get(name, "") for name in names), source])
     return hashlib.sha256(text.encode()).hexdigest()[:32]

@@ -19,9 +19,7 @@ from doit.doit_cmd import DoitMain
 from doit.exceptions import UnmetDependency
 
 from chartbuild import conf
-from chartbuild.live import leader
-from chartbuild.build import lock
-from chartbuild.build import progress
+from chartbuild.build import dblock, lock, progress
 from chartbuild.exceptions import BuildFailed, ChartbuildError
 
 
@@ -134,14 +132,14 @@ def build(
     :class:`~chartbuild.exceptions.LockTimeout` if another build keeps the lock for more
     than ``timeout`` seconds (default ``CHARTBUILD_LOCK_TIMEOUT``).
     """
-    from chartbuild.export import exporter
     from chartbuild.build import tasks
+    from chartbuild.export import exporter
 
     reporter = SummaryReporter()
     started = time.perf_counter()
     wait = conf.lock_timeout() if timeout is None else timeout
     note = ""
-    with lock.held(conf.state_dir(), wait), leader.building(wait):
+    with lock.held(conf.state_dir(), wait), dblock.building(wait):
         tasks.reset()  # under the lock: another thread's build may be running until then
         if reset:
             exporter.forget(conf.state_dir())
@@ -168,8 +166,8 @@ def build(
 def _adopt(loader: Any, loader_args: Sequence[str]) -> str:
     """Take over the build state another builder saved, if this one does not hold it yet;
     say so ("" if there was none)."""
-    from chartbuild.export import exporter
     from chartbuild.build import handover
+    from chartbuild.export import exporter
 
     try:
         found = handover.adopt()

@@ -24,45 +24,21 @@ from collections.abc import Iterator
 from importlib.metadata import version
 from typing import Any
 
-from doit.dependency import MD5Checker, get_file_md5
+from doit.dependency import MD5Checker
 from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
 from chartbuild import conf
-from chartbuild.build import actions
-from chartbuild.publish import assets
+from chartbuild.build import actions, hashes, interrupts, progress
 from chartbuild.declare import catalog
-from chartbuild.build import interrupts
-from chartbuild.publish import outputs
-from chartbuild.publish import pages
-from chartbuild.build import progress
+from chartbuild.declare.registry import Declaration
 from chartbuild.exceptions import ChartbuildError
 from chartbuild.export.exporter import stamp_path
-from chartbuild.declare.registry import Declaration
+from chartbuild.publish import assets, outputs, pages
 
 __all__ = ["task_assets", "task_charts", "task_export", "task_gen", "task_manifest"]
 
 Task = dict[str, Any]
-
-_hashes: dict[tuple[str, int, int, int, int], str] = {}
-_hashes_guard = threading.Lock()
-
-
-def file_md5(path: str, stat: os.stat_result | None = None) -> str:
-    """The md5 of ``path``, computed once per version of the file.
-
-    A version is its inode, size, mtime and ctime: a file replaced (a new inode) or
-    written again (a new ctime, even with its mtime set back) is hashed again.
-    """
-    stat = stat or os.stat(path)
-    key = (path, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
-    with _hashes_guard:
-        found = _hashes.get(key)
-    if found is None:
-        found = get_file_md5(path)
-        with _hashes_guard:
-            _hashes[key] = found
-    return found
 
 
 class ContentChecker(MD5Checker):  # type: ignore[misc]
@@ -76,11 +52,11 @@ class ContentChecker(MD5Checker):  # type: ignore[misc]
 
     def check_modified(self, file_path: str, file_stat: Any, state: Any) -> bool:
         _, size, md5 = state
-        return bool(file_stat.st_size != size or md5 != file_md5(file_path, file_stat))
+        return bool(file_stat.st_size != size or md5 != hashes.file_md5(file_path, file_stat))
 
     def get_state(self, dep: str, current_state: Any) -> Any:
         stat = os.stat(dep)
-        state = (stat.st_mtime, stat.st_size, file_md5(dep, stat))
+        state = (stat.st_mtime, stat.st_size, hashes.file_md5(dep, stat))
         return None if current_state and list(current_state) == list(state) else state
 
 
@@ -126,8 +102,7 @@ def reset() -> None:
     global _catalog
     with _catalog_guard:
         _catalog = None
-    with _hashes_guard:
-        _hashes.clear()
+    hashes.forget()
     actions.reset()
 
 

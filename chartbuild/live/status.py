@@ -21,7 +21,7 @@ from django.db import connections
 from django.db.models import Max
 
 from chartbuild import conf
-from chartbuild.live import leader
+from chartbuild.build import dblock
 
 
 @dataclass(frozen=True)
@@ -78,10 +78,10 @@ def current(using: str | None = None) -> Status:
     now = timezone.now()
     if mode == "postgres" and connections[using].vendor == "postgresql":
         wrapper = connections[using]
-        who = leader.describe(leader.current(wrapper, leader.key(wrapper)))
+        who = dblock.describe(dblock.current(wrapper, dblock.key(wrapper)))
         who = "nobody (no long-lived builder runs)" if who == "nobody" else who
-        running = leader.current(wrapper, leader.key(wrapper, "chartbuild-build"))
-        building = "" if running is None else leader.describe(running)
+        running = dblock.current(wrapper, dblock.key(wrapper, "chartbuild-build"))
+        building = "" if running is None else dblock.describe(running)
     else:
         mode, building = "file", ""
         who = _local_builder()

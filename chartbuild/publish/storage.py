@@ -32,7 +32,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,6 @@ from django.core.files.storage import Storage, storages
 from chartbuild import conf
 from chartbuild.exceptions import ChartbuildError
 from chartbuild.files import write_if_changed
-from chartbuild.live import leader
 from chartbuild.publish import outputs
 
 logger = logging.getLogger(__name__)
@@ -117,12 +116,14 @@ def pending() -> bool:
         return True
 
 
-def publish(touched: Collection[str] | None) -> None:
+def publish(touched: Collection[str] | None, confirm: Callable[[], None]) -> None:
     """Publish the output directory's ``manifest.json`` and the files it lists.
 
     ``touched``: the generators a build wrote anything of (None: every one); the files of
     the others are named as the stored manifest names them, without reading them again.
-    Raises :class:`ChartbuildError` naming the storage if it cannot be written.
+    ``confirm`` is called just before the manifest replaces the stored one: it raises if
+    this build may no longer publish (it lost the database's build lock, say). Raises
+    :class:`ChartbuildError` naming the storage if it cannot be written.
     """
     _marker().unlink(missing_ok=True)
     out = conf.output_dir()
@@ -165,7 +166,7 @@ def publish(touched: Collection[str] | None) -> None:
             **{k: at for k, at in retired.items() if k not in expired},
             **{k: now for k in known - named},
         }
-        leader.confirm_build()  # no other build can have published since this one began
+        confirm()  # no other build can have published since this one began
         _replace(store, outputs.manifest(), json.dumps(local, indent=1, sort_keys=True) + "\n")
     except ChartbuildError:
         raise
@@ -180,13 +181,6 @@ def publish(touched: Collection[str] | None) -> None:
         except Exception as exc:  # left behind, harmless: nothing names it
             logger.warning("cannot delete %s from %s: %s", name, describe(), exc)
     write_if_changed(_marker(), _identity())
-    from chartbuild.build import handover
-
-    if handover.enabled():
-        try:
-            handover.save()
-        except Exception as exc:  # a successor rebuilds more, no less
-            logger.warning("cannot save the build state for a successor: %s", exc)
 
 
 def _retired(manifest: dict[str, Any]) -> dict[str, float]:
