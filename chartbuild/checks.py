@@ -19,7 +19,7 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import DatabaseError, connections, models
 from django.urls import NoReverseMatch, reverse
 
-from chartbuild import conf, problems
+from chartbuild import conf, names, problems
 from chartbuild.build import reads
 from chartbuild.capture import receivers
 from chartbuild.declare import catalog
@@ -323,7 +323,7 @@ def _undeclared_reads(cat: catalog.Catalog) -> list[CheckMessage]:
             read = outputs.read_record(generator.name, declaration.name).reads
             undeclared = reads.undeclared(read, declaration.models)
             if undeclared:
-                task = f"{generator.name}.{declaration.name}"
+                task = names.task_name(generator.name, declaration.name)
                 messages.append(
                     Warning(
                         f"the last build saw {reads.message(task, undeclared)}",

@@ -1,7 +1,7 @@
-"""Names the outputs and the site take: which are safe, which are taken.
+"""Names: which a generator, chart or number may take, and the doit task of each.
 
 A leaf: the catalog checks names against these, the checks describe them, the site routes
-by them.
+by them, the task graph and its reporters name tasks with them.
 """
 
 from __future__ import annotations
@@ -20,3 +20,13 @@ RESERVED_GENERATORS = {
     "login": "the site's sign-in page",
     "logout": "the site's sign-out address",
 }
+
+
+def task_name(generator: str, name: str) -> str:
+    """The doit task that builds chart or number ``name`` of ``generator``."""
+    return f"{generator}.{name}"
+
+
+def is_chart_task(task: str) -> bool:
+    """Whether doit task ``task`` builds a chart or number (``<generator>.<name>``)."""
+    return "." in task and ":" not in task

@@ -96,18 +96,19 @@ def test_the_teardown_writes_only_once_every_worker_thread_is_done(monkeypatch):
 
     from doit.runner import MThreadRunner
 
+    from chartbuild.build.session import Session
+
     written = []
     monkeypatch.setattr(actions.manifest_file, "write", lambda cat, touched: written.append(1))
     monkeypatch.setattr(actions.manifest_file, "clear_due", lambda: None)
-    monkeypatch.setattr(actions.catalog, "cached", lambda: None)
-    actions.reset()
-    actions._built.add("users")
-    actions._written.add("users")
-    worker = MThreadRunner.DaemonThread(target=actions.finish)
+    monkeypatch.setattr(actions.catalog, "load", lambda: None)
+    build = Session(one_off=False)
+    build.touch("users")
+    build.note_pages("users")
+    worker = MThreadRunner.DaemonThread(target=actions.finish, args=[build])
     worker.start()
     worker.join()
     assert written == []
     assert threading.current_thread() is not worker
-    actions.finish()  # doit's last call, once every thread has ended
+    actions.finish(build)  # doit's last call, once every thread has ended
     assert written == [1]
-    actions.reset()

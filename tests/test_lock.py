@@ -13,7 +13,7 @@ HOLD = """
 import sys, time
 from pathlib import Path
 from chartbuild.build import lock
-lock.hold(Path(sys.argv[1]), timeout=5)
+held = lock.FileLock.take(Path(sys.argv[1]), timeout=5)
 print("held", flush=True)
 time.sleep(60)
 """
@@ -52,9 +52,13 @@ def test_a_waiting_builder_gets_the_lock_when_it_is_released(tmp_path, holder):
     lock.release(handle)
 
 
-def test_holding_twice_in_one_process_is_harmless(tmp_path):
-    lock.hold(tmp_path, timeout=0)
-    lock.hold(tmp_path, timeout=0)
+def test_a_build_that_let_go_lets_the_next_one_in(tmp_path):
+    first = lock.FileLock.take(tmp_path, timeout=0)
+    first.release()
+    first.release()  # once
+    second = lock.FileLock.take(tmp_path, timeout=0)
+    assert second.held and not second.inherited_crash
+    second.release()
 
 
 def test_threads_of_one_process_take_turns(tmp_path):
@@ -77,8 +81,12 @@ def test_threads_of_one_process_take_turns(tmp_path):
     assert overlaps == [1, 1, 1, 1]
 
 
-def test_the_export_inside_a_held_build_does_not_wait_for_itself(tmp_path):
-    with lock.held(tmp_path, timeout=0):
-        lock.hold(tmp_path, timeout=0)
-    handle = lock.acquire(tmp_path / "build.lock", timeout=0)  # released on leaving
-    lock.release(handle)
+def test_a_build_after_a_killed_one_knows_it_has_temporary_files_to_clear(tmp_path, holder):
+    holder.kill()
+    holder.wait()
+    taken = lock.FileLock.take(tmp_path, timeout=1)
+    assert taken.inherited_crash
+    taken.release()
+    again = lock.FileLock.take(tmp_path, timeout=1)
+    assert not again.inherited_crash  # its holder let go normally
+    again.release()

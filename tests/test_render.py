@@ -1,12 +1,10 @@
 import gc
 import os
-import sys
 import threading
-import types
 
 import pytest
 
-from chartbuild.build import actions, progress, render, runner
+from chartbuild.build import render, runner
 
 SPEC = {
     "mark": "bar",
@@ -107,23 +105,6 @@ def test_a_one_off_doit_freezes_its_objects_once_its_build_is_saved(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (build.out / "reports_freeze" / "one.json").exists()
     assert int(re.search(r"frozen at exit: (\d+)", result.stderr)[1]) > 10_000
-
-
-def test_only_a_one_off_doit_process_ends_with_its_build(monkeypatch):
-    import doit.__main__
-
-    script = types.ModuleType("__main__")
-    script.main = doit.__main__.main  # what the `doit` script holds
-    monkeypatch.setitem(sys.modules, "__main__", script)
-    assert actions._process_ends_with_this_build()
-    with progress.reporting_to(runner.SummaryReporter()):  # doit auto, gencharts, the hook
-        assert not actions._process_ends_with_this_build()
-    module = types.ModuleType("__main__")  # python -m doit
-    module.__spec__ = types.SimpleNamespace(name="doit.__main__")
-    monkeypatch.setitem(sys.modules, "__main__", module)
-    assert actions._process_ends_with_this_build()
-    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))  # a web server
-    assert not actions._process_ends_with_this_build()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,7 +1,7 @@
 """The actions of the task graph: what doit runs for each task.
 
-Plain module-level functions of plain values, run in doit's main thread or (in a
-parallel build) in its worker threads:
+Functions of the build's :class:`~chartbuild.build.session.Session` and plain values, run
+in doit's main thread or (in a parallel build) in its worker threads:
 
 - :func:`export` takes the build lock for the rest of the run and turns new changes into
   stamps (:mod:`chartbuild.export.exporter`);
@@ -20,13 +20,13 @@ included, unless the user asked to stop) fails its own task with a message namin
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import datetime as dt
 import gc
 import json
 import logging
-import multiprocessing
 import sys
 import threading
 import traceback
@@ -37,8 +37,9 @@ from typing import Any
 from django.db import DatabaseError
 from doit.runner import MThreadRunner
 
-from chartbuild import conf
-from chartbuild.build import dblock, handover, interrupts, lock, progress, reads, render
+from chartbuild import conf, names
+from chartbuild.build import handover, interrupts, reads, render
+from chartbuild.build.session import Session
 from chartbuild.declare import catalog, tables
 from chartbuild.declare.registry import Declaration
 from chartbuild.exceptions import ChartbuildError, ChartError, ExportError
@@ -50,64 +51,24 @@ from chartbuild.publish import manifest as manifest_file
 
 logger = logging.getLogger(__name__)
 
-_guard = threading.Lock()
-#: Generators with a chart or number built (or failed) in this run.
-_built: set[str] = set()
-#: Charts and numbers built (successfully) in this run, by generator.
-_made: dict[str, set[str]] = {}
-#: Dashboards and manifest written by their own tasks in this run.
-_written: set[str] = set()
-MANIFEST = ":manifest"
-#: Whether the manifest was due when this run began: an earlier build wrote records and
-#: did not get to write the manifest (it was killed, say).
-_manifest_due = False
-
-
-def reset() -> None:
-    """Forget the previous run (a long-lived process builds again)."""
-    global _manifest_due
-    with _guard:
-        _built.clear()
-        _made.clear()
-        _written.clear()
-        _manifest_due = False
-
-
-def _touch(generator_name: str) -> None:
-    """Note that this run writes something of ``generator_name``: the manifest is due."""
-    with _guard:
-        first = not (_built or _written - {MANIFEST})
-        _built.add(generator_name)
-    if first:
-        manifest_file.mark_due()
-
 
 def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def task_name(generator: str, name: str) -> str:
-    """The doit task that builds chart or number ``name`` of ``generator``."""
-    return f"{generator}.{name}"
-
-
 # -- export -----------------------------------------------------------------------------
 
 
-def export(models: list[str]) -> tuple[str, ...]:
-    """Take the build lock for the rest of the run, then export new changes to stamps."""
-    if multiprocessing.parent_process() is not None:
-        raise ChartbuildError(
-            "chartbuild builds in threads and renders in worker processes of its own: "
-            "run doit without `-P process` (`-n N` sets the number of threads)"
-        )
-    global _manifest_due
-    state_dir = conf.state_dir()
-    lock.hold(state_dir, conf.lock_timeout())
-    dblock.hold_build(conf.lock_timeout())  # every machine's builds, one at a time
-    _manifest_due = manifest_file.is_due() or storage.pending()
-    if lock.inherited_crash(state_dir):
-        removed = remove_temporary([conf.output_dir(), state_dir], spare=["catalog.json"])
+def export(session: Session, models: list[str]) -> tuple[str, ...]:
+    """Take the build locks (until the build ends), then export new changes to stamps."""
+    session.check_process()
+    state_dir = session.state_dir
+    if session.lock(conf.lock_timeout()) and session.one_off:
+        # held until the process ends: after doit has saved its state
+        atexit.register(session.release)
+    session.manifest_due = manifest_file.is_due() or storage.pending()
+    if session.file_lock is not None and session.file_lock.inherited_crash:
+        removed = remove_temporary([session.output_dir, state_dir], spare=["catalog.json"])
         if removed:
             logger.info("removed %d temporary files left by a killed build", len(removed))
     using = conf.database()
@@ -124,7 +85,7 @@ def export(models: list[str]) -> tuple[str, ...]:
             "(mqueue's events and chartbuild's change log are tables). Nothing was exported; "
             "the next build retries."
         ) from exc
-    _warn_uncaptured(models, using)
+    _warn_uncaptured(session, models, using)
     if result.changed and threading.current_thread() is not threading.main_thread():
         render.start_workers()  # charts will render in worker processes: start them now
     return result.changed
@@ -134,7 +95,7 @@ def export(models: list[str]) -> tuple[str, ...]:
 _capture_checked: set[tuple[str, int]] = set()
 
 
-def _warn_uncaptured(models: list[str], using: str) -> None:
+def _warn_uncaptured(session: Session, models: list[str], using: str) -> None:
     """Warn of watched tables whose capture trigger is missing or outdated.
 
     Looked at once per process and version of the generators (the build's no-op cost
@@ -142,7 +103,7 @@ def _warn_uncaptured(models: list[str], using: str) -> None:
     """
     from chartbuild.capture import triggers as capture
 
-    key = catalog.cache_key()
+    key = catalog.cache_key()  # process-wide: once per version of the generators
     if key in _capture_checked:
         return
     _capture_checked.add(key)
@@ -162,13 +123,15 @@ def _warn_uncaptured(models: list[str], using: str) -> None:
 # -- one chart or number ----------------------------------------------------------------
 
 
-def build(generator_name: str, name: str) -> None:
+def build(session: Session, generator_name: str, name: str) -> None:
     """Build one chart or number; raise :class:`ChartError` if it fails."""
-    generator = catalog.cached().generator(generator_name)
+    session.check_process()
+    generator = session.catalog.generator(generator_name)
     declaration = generator.get(name)
     if declaration.kind == "chart" and threading.current_thread() is not threading.main_thread():
         render.start_workers()  # they start while the generator is imported and queried
-    _touch(generator_name)
+    if session.touch(generator_name):
+        manifest_file.mark_due()
     previous = outputs.read_record(generator_name, name)
     try:
         files, read = make(generator, declaration)
@@ -185,24 +148,26 @@ def build(generator_name: str, name: str) -> None:
     ]:
         (out / stale).unlink(missing_ok=True)
     record = outputs.Record(
-        built_at=now(), reads=read, data_sets=data_sets, inputs=inputs_of(generator, declaration)
+        built_at=now(),
+        reads=read,
+        data_sets=data_sets,
+        inputs=inputs_of(session, generator, declaration),
     )
     try:
         outputs.write_record(generator_name, name, record)
     except OSError as exc:
         raise outputs.output_error(exc) from exc
-    with _guard:
-        _made.setdefault(generator_name, set()).add(name)
+    session.note_made(generator_name, name)
 
 
-def inputs_of(generator: catalog.Generator, declaration: Declaration) -> str:
-    """A digest of what a chart is built from now (see :func:`chartbuild.build.handover.inputs`)."""
+def inputs_of(session: Session, generator: catalog.Generator, declaration: Declaration) -> str:
+    """A digest of what a chart is built from now (see :func:`.handover.inputs`)."""
     stamps = {}
     for model in declaration.models:
-        path = exporter.stamp_path(conf.state_dir(), model)
+        path = exporter.stamp_path(session.state_dir, model)
         with contextlib.suppress(OSError):
             stamps[path.name] = path.read_text()
-    return handover.inputs(generator, declaration, stamps)
+    return handover.inputs(generator, declaration, stamps, session.hashes)
 
 
 def make(
@@ -219,7 +184,7 @@ def make(
     read = tuple(recorder.models())
     undeclared = reads.undeclared(read, declaration.models)
     if undeclared:
-        text = reads.message(task_name(generator.name, declaration.name), undeclared)
+        text = reads.message(names.task_name(generator.name, declaration.name), undeclared)
         if conf.strict_reads():
             raise ChartError(f"{text} (CHARTBUILD_STRICT_READS is on)")
         logger.warning(text)
@@ -313,22 +278,13 @@ def _json_default(value: Any) -> Any:
 # -- once per build ---------------------------------------------------------------------
 
 
-def nothing_built(generator: str) -> bool:
-    """doit ``uptodate``: no chart or number of ``generator`` ran this build."""
-    with _guard:
-        return generator not in _built
-
-
-def dashboard(generator_name: str) -> None:
-    """Write the pages of the generator's charts built in this run, and its dashboard."""
+def dashboard(session: Session, generator_name: str) -> None:
+    """Write the pages of the generator's charts built in this build, and its dashboard."""
     try:
-        pages.write(catalog.cached().generator(generator_name), _made_in(generator_name))
+        pages.write(session.catalog.generator(generator_name), session.made_in(generator_name))
     except OSError as exc:
         raise outputs.output_error(exc) from exc
-    with _guard:
-        first = not (_built or _written - {MANIFEST})
-        _written.add(generator_name)
-    if first:
+    if session.note_pages(generator_name):
         manifest_file.mark_due()
 
 
@@ -341,40 +297,22 @@ def clean_extras(dryrun: bool) -> None:
                 path.unlink(missing_ok=True)
 
 
-def _made_in(generator_name: str) -> set[str]:
-    with _guard:
-        return set(_made.get(generator_name, ()))
-
-
-def touched() -> set[str]:
-    """The generators with a chart, a number or a page written (or failed) in this run."""
-    with _guard:
-        return _built | (_written - {MANIFEST})
-
-
-def nothing_touched() -> bool:
-    """doit ``uptodate`` of the manifest: nothing it lists was written this build, nor by
-    an earlier one that ended before it wrote the manifest."""
-    return not touched() and not _manifest_due
-
-
-def manifest() -> None:
-    """Write ``manifest.json``: the entries of the generators touched in this run (every
+def manifest(session: Session) -> None:
+    """Write ``manifest.json``: the entries of the generators touched in this build (every
     entry after a build that ended before it wrote the manifest)."""
     try:
-        _write_manifest()
+        _write_manifest(session)
     except OSError as exc:
         raise outputs.output_error(exc) from exc
     finally:  # tried once: a failure leaves it due for the next build, not for the teardown
-        with _guard:
-            _written.add(MANIFEST)
+        session.manifest_written = True
 
 
-def _write_manifest() -> None:
-    written = None if _manifest_due else touched()
-    manifest_file.write(catalog.cached(), written)
+def _write_manifest(session: Session) -> None:
+    written = None if session.manifest_due else session.touched()
+    manifest_file.write(session.catalog, written)
     if storage.configured():
-        storage.publish(written, confirm=dblock.confirm_build)
+        storage.publish(written, confirm=session.confirm)
         if handover.enabled():
             try:
                 handover.save()
@@ -391,7 +329,7 @@ def write_assets() -> None:
         raise outputs.output_error(exc) from exc
 
 
-def finish() -> None:
+def finish(session: Session) -> None:
     """Write what a failed chart kept its task from writing: dashboards, the manifest.
 
     doit runs this teardown in each of its worker threads as soon as the thread has
@@ -400,41 +338,26 @@ def finish() -> None:
     """
     if isinstance(threading.current_thread(), MThreadRunner.DaemonThread):
         return
-    _write_what_was_held_back()
-    if _process_ends_with_this_build():
+    _write_what_was_held_back(session)
+    if session.one_off:
         # Its build is done and saved: spare the interpreter's exit its garbage
         # collections over the task graph, the catalog, Altair and every module loaded
         # (longer than a no-op build's own work). Frozen objects are freed with the process.
         gc.freeze()
 
 
-def _write_what_was_held_back() -> None:
-    with _guard:
-        missing = sorted(_built - _written)
-        manifest_due = (bool(_built) or _manifest_due) and MANIFEST not in _written
+def _write_what_was_held_back(session: Session) -> None:
+    missing, manifest_due = session.held_back()
     if not (missing or manifest_due):
         return
-    cat = catalog.cached()
+    cat = session.catalog
     for name in missing:
         try:
-            pages.write(cat.generator(name), _made_in(name))
+            pages.write(cat.generator(name), session.made_in(name))
         except (KeyError, OSError) as exc:
             logger.error("cannot write the dashboard of %s: %s", name, exc)
     if manifest_due:
         try:
-            _write_manifest()
+            _write_manifest(session)
         except (OSError, ChartbuildError) as exc:
             logger.error("cannot write the manifest: %s", exc)
-
-
-def _process_ends_with_this_build() -> bool:
-    """Whether this process is a one-off ``doit`` command, which exits when its build ends
-    (not ``doit auto``, nor a build run from Django by :mod:`chartbuild.build.runner`)."""
-    if progress.in_process():
-        return False
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    if spec is not None and spec.name == "doit.__main__":  # python -m doit
-        return True
-    entry = getattr(main, "main", None)  # the doit script: from doit.__main__ import main
-    return getattr(entry, "__module__", None) == "doit.__main__"

@@ -1,10 +1,10 @@
-"""The database's build lock: one build at a time against a PostgreSQL database, from any machine.
+"""The database's build lock: one build at a time against a PostgreSQL database.
 
-Every build against the database (a long-lived builder's, one-off ``doit`` runs,
-``manage.py gen`` and the ``"build"`` hook) holds a session-level advisory lock while it
-runs, on a connection of its own (:func:`building`, :func:`hold_build`). So two builds
+Every build against the database, from any machine (a long-lived builder's, one-off
+``doit`` runs, ``manage.py gen`` and the ``"build"`` hook) holds a session-level advisory
+lock while it runs, on a connection of its own (:class:`DatabaseLock`). So two builds
 never publish at once (a build confirms that its session still holds the lock before it
-publishes: :func:`confirm_build`), and a one-off run waits for the build under way (up to
+publishes: :meth:`DatabaseLock.confirm`), and a one-off run waits for the build under way (up to
 ``CHARTBUILD_LOCK_TIMEOUT`` seconds; ``0`` fails at once, naming the build it met), then
 builds. It is taken after the state directory's own lock (:mod:`.lock`), by every builder
 in that order.
@@ -25,7 +25,6 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from django.db import DatabaseError, connections
@@ -91,28 +90,25 @@ def session_name(prefix: str, since: dt.datetime | None) -> str:
     return f"{prefix} {moment} {os.getpid()} {socket.gethostname()}"[:63]
 
 
-_build_guard = threading.Lock()
-#: The session holding the database's build lock for this process, if it holds it.
-_build_session: Any = None
-#: And the lock's key.
-_build_key = 0
+class DatabaseLock:
+    """The database's build lock, held by one build on a session of its own (:meth:`take`)."""
 
+    def __init__(self, wrapper: Any, lock_key: int) -> None:
+        self._wrapper: Any = wrapper
+        self._key = lock_key
+        self._guard = threading.Lock()
 
-def hold_build(timeout: float, using: str | None = None) -> bool:
-    """Take the database's build lock for this process, unless it holds it already.
+    @classmethod
+    def take(cls, timeout: float, using: str | None = None) -> DatabaseLock | None:
+        """Wait up to ``timeout`` seconds for the build lock of database ``using``.
 
-    Returns whether it was taken now (False too when builders are not elected by
-    PostgreSQL: ``CHARTBUILD_LEADER = "file"``). Held until :func:`release_build`, or the
-    process's end. Raises :class:`~chartbuild.exceptions.LockTimeout` naming the build
-    under way if it runs longer than ``timeout`` seconds.
-    """
-    global _build_session, _build_key
-    using = using or conf.database()
-    if not elects(using):
-        return False
-    with _build_guard:
-        if _build_session is not None:
-            return False
+        None when builders are not elected by PostgreSQL (``CHARTBUILD_LEADER = "file"``).
+        Raises :class:`~chartbuild.exceptions.LockTimeout` naming the build under way if it
+        runs longer, :class:`ChartbuildError` if the database cannot be reached.
+        """
+        using = using or conf.database()
+        if not elects(using):
+            return None
         try:
             wrapper = session(using)
             # confirmed, and closed, from whichever thread publishes or ends the build
@@ -132,27 +128,35 @@ def hold_build(timeout: float, using: str | None = None) -> bool:
                     f"lost database {using!r} while waiting for its build lock: {first_line(exc)}"
                 ) from exc
             raise
-        _build_session, _build_key = wrapper, lock_key
-        return True
+        return cls(wrapper, lock_key)
 
+    def confirm(self) -> None:
+        """Before a build publishes: its session still holds the lock.
 
-def confirm_build() -> None:
-    """Before a build publishes: its session still holds the database's build lock.
+        The server may have ended that session during the build (an administrator, a
+        network failure), and another build may then have started. Raises
+        :class:`ChartbuildError` (and lets the lock go) if so.
+        """
+        with self._guard:
+            wrapper = self._wrapper
+        if wrapper is None:
+            raise ChartbuildError("this build let its database build lock go: it may not publish")
+        if holds(wrapper, self._key):
+            return
+        self.release()
+        raise ChartbuildError(
+            f"this build lost the build lock of database {wrapper.alias!r} (the server ended its"
+            " session): another build may be running, so nothing was published. The next build"
+            " publishes the outputs."
+        )
 
-    The server may have ended that session during the build (an administrator, a network
-    failure), and another build may then have started. Raises :class:`ChartbuildError`
-    (and lets the lock go) if so. Nothing to confirm for a process that does not hold it.
-    """
-    with _build_guard:
-        wrapper, lock_key = _build_session, _build_key
-    if wrapper is None or holds(wrapper, lock_key):
-        return
-    release_build()
-    raise ChartbuildError(
-        f"this build lost the build lock of database {wrapper.alias!r} (the server ended its"
-        " session): another build may be running, so nothing was published. The next build"
-        " publishes the outputs."
-    )
+    def release(self) -> None:
+        """Give the lock back (closing its session releases it); once."""
+        with self._guard:
+            wrapper, self._wrapper = self._wrapper, None
+        if wrapper is not None:
+            with contextlib.suppress(Exception):
+                wrapper.close()
 
 
 def _wait_for_build_lock(wrapper: Any, lock_key: int, using: str, timeout: float) -> None:
@@ -176,27 +180,6 @@ def _wait_for_build_lock(wrapper: Any, lock_key: int, using: str, timeout: float
                 logger.warning("waiting for the build of %s to finish", holder)
                 waited = True
             time.sleep(0.1)
-
-
-def release_build() -> None:
-    """Give the database's build lock back (closing its session releases it)."""
-    global _build_session
-    with _build_guard:
-        wrapper, _build_session = _build_session, None
-    if wrapper is not None:
-        with contextlib.suppress(Exception):
-            wrapper.close()
-
-
-@contextlib.contextmanager
-def building(timeout: float, using: str | None = None) -> Iterator[None]:
-    """Hold the database's build lock for one build (see :func:`hold_build`)."""
-    taken = hold_build(timeout, using)
-    try:
-        yield
-    finally:
-        if taken:
-            release_build()
 
 
 def current(wrapper: Any, lock_key: int) -> dict[str, Any] | None:

@@ -34,8 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chartbuild import conf
-from chartbuild.build import dblock, hashes
+from chartbuild import conf, names
+from chartbuild.build import dblock
+from chartbuild.build.hashes import FileHashes
 from chartbuild.declare import catalog
 from chartbuild.declare.registry import Declaration
 from chartbuild.exceptions import ChartbuildError
@@ -68,12 +69,15 @@ def _local_serial(state_dir: Path) -> str:
 
 
 def inputs(
-    generator: catalog.Generator, declaration: Declaration, stamps: Mapping[str, str]
+    generator: catalog.Generator,
+    declaration: Declaration,
+    stamps: Mapping[str, str],
+    hashes: FileHashes,
 ) -> str:
     """The digest of a chart's inputs: its models' stamps (``stamps``: by stamp file name)
-    and its generator's source. Recorded with each chart when it is built; compared, with
-    the saved stamps, by a builder that takes over."""
-    source = hashes.file_md5(str(generator.path)) if generator.path is not None else ""
+    and its generator's source (hashed with the build's ``hashes``). Recorded with each
+    chart when it is built; compared, with the saved stamps, by a builder that takes over."""
+    source = hashes.md5(str(generator.path)) if generator.path is not None else ""
     names = [exporter.stamp_path(Path(), model).name for model in declaration.models]
     text = "\0".join([*(stamps.get(name, "") for name in names), source])
     return hashlib.sha256(text.encode()).hexdigest()[:32]
@@ -152,7 +156,7 @@ def _objects(generator: str, declaration: Declaration, entry: dict[str, Any]) ->
     return {p: n for p, n in found.items() if p in allowed and isinstance(n, str)}
 
 
-def adopt() -> Adopted | None:
+def adopt(hashes: FileHashes) -> Adopted | None:
     """Write the saved state into this state directory if it does not hold it yet.
 
     Returns what was adopted (the caller records its charts as built in doit's state,
@@ -180,9 +184,9 @@ def adopt() -> Adopted | None:
         if generator.error:
             continue
         for declaration in generator.declarations:
-            entry = stored.get(f"{generator.name}.{declaration.name}") or {}
+            entry = stored.get(names.task_name(generator.name, declaration.name)) or {}
             objects = _objects(generator.name, declaration, entry)
-            expected = inputs(generator, declaration, stamps)
+            expected = inputs(generator, declaration, stamps, hashes)
             # built from exactly the saved stamps and this source, and not failed since
             if objects and entry.get("inputs") == expected and not entry.get("error"):
                 built.append((generator, declaration, objects))
@@ -192,7 +196,7 @@ def adopt() -> Adopted | None:
             for path, name in objects.items():
                 with store.open(name, "rb") as handle:
                     write_if_changed(out / path, handle.read())
-            entry = stored[f"{generator.name}.{declaration.name}"]
+            entry = stored[names.task_name(generator.name, declaration.name)]
             outputs.write_record(generator.name, declaration.name, storage.record(entry))
         for path, name in (published.get("assets") or {}).items():
             if path in storage.ASSETS and isinstance(name, str):
@@ -205,5 +209,5 @@ def adopt() -> Adopted | None:
         manifest_file.mark_due()  # its next manifest is written from every record
     except Exception as exc:
         raise HalfAdopted(f"the build state saved by {row.saved_by}: {exc}") from exc
-    tasks = [f"{g.name}.{d.name}" for g, d, _ in built]
+    tasks = [names.task_name(g.name, d.name) for g, d, _ in built]
     return Adopted(row.serial, row.saved_by, tasks)

@@ -7,7 +7,7 @@ stale lock behind. A second build waits for the first to finish (up to
 
 The holder writes its pid into the file (so a waiting build can name it) and empties it
 when it lets go normally. A build that finds a pid there took over from one that was
-killed: :func:`inherited_crash` tells it to clear what that one may have left.
+killed: :attr:`FileLock.inherited_crash` tells it to clear what that one may have left.
 """
 
 from __future__ import annotations
@@ -27,84 +27,87 @@ from chartbuild.exceptions import LockTimeout
 
 logger = logging.getLogger(__name__)
 
-#: Per lock file: a thread lock (flock does not exclude threads of one process),
-#: the thread that holds both, and the open file that holds the flock.
-_guard = threading.Lock()
+#: Per lock file, a thread lock: the threads of one process take turns as processes do.
+_threads_guard = threading.Lock()
 _threads: dict[Path, threading.Lock] = {}
-_owners: dict[Path, int] = {}
-_files: dict[Path, IO[str]] = {}
-#: Lock files whose previous holder was killed while holding them.
-_crashed: set[Path] = set()
 
 
 def _path(state_dir: Path) -> Path:
     return (state_dir / "build.lock").absolute()
 
 
-def _take(path: Path, timeout: float) -> None:
-    with _guard:
-        thread_lock = _threads.setdefault(path, threading.Lock())
-    started = time.monotonic()
-    if not thread_lock.acquire(timeout=max(timeout, 0)):
-        raise LockTimeout(
-            f"another build in this process holds {path}; it has not finished within "
-            f"{timeout:g} s (CHARTBUILD_LOCK_TIMEOUT)."
-        )
-    try:
-        _files[path] = acquire(path, max(0.0, timeout - (time.monotonic() - started)))
-    except BaseException:
-        thread_lock.release()
-        raise
-    _owners[path] = threading.get_ident()
+class FileLock:
+    """The build lock of one state directory, held by one build (see :meth:`take`)."""
 
+    def __init__(
+        self, path: Path, handle: IO[str], thread_lock: threading.Lock, *, crashed: bool
+    ) -> None:
+        self.path = path
+        self._handle: IO[str] | None = handle
+        self._thread_lock = thread_lock
+        #: Whether its previous holder was killed while holding it: what that build may
+        #: have left half written is this one's to clear.
+        self.inherited_crash = crashed
+        # a process that ends without releasing it still says it let go normally
+        atexit.register(self._at_exit)
 
-def _give(path: Path) -> None:
-    del _owners[path]
-    release(_files.pop(path))
-    _threads[path].release()
+    def _at_exit(self) -> None:
+        if self._handle is not None:
+            _mark_released(self._handle)
 
+    @classmethod
+    def take(cls, state_dir: Path, timeout: float) -> FileLock:
+        """Wait up to ``timeout`` seconds for the build lock of ``state_dir``.
 
-def hold(state_dir: Path, timeout: float) -> None:
-    """Take the build lock of ``state_dir`` for the rest of this process's life.
+        Raises :class:`LockTimeout` naming its holder if another build keeps it longer.
+        """
+        path = _path(state_dir)
+        with _threads_guard:
+            thread_lock = _threads.setdefault(path, threading.Lock())
+        started = time.monotonic()
+        if not thread_lock.acquire(timeout=max(timeout, 0)):
+            raise LockTimeout(
+                f"another build in this process holds {path}; it has not finished within "
+                f"{timeout:g} s (CHARTBUILD_LOCK_TIMEOUT)."
+            )
+        try:
+            handle, crashed = _acquire(path, max(0.0, timeout - (time.monotonic() - started)))
+        except BaseException:
+            thread_lock.release()
+            raise
+        return cls(path, handle, thread_lock, crashed=crashed)
 
-    Does nothing if this process holds it already: a build run by :func:`held` in one
-    thread runs its tasks in others. Raises :class:`LockTimeout` if another build keeps
-    it for more than ``timeout`` seconds.
-    """
-    path = _path(state_dir)
-    with _guard:
-        if path in _owners:
-            return
-    _take(path, timeout)
-    atexit.register(_mark_released, _files[path])
+    @property
+    def held(self) -> bool:
+        return self._handle is not None
 
-
-def inherited_crash(state_dir: Path) -> bool:
-    """Whether this process took the lock over from a build that was killed holding it."""
-    return _path(state_dir) in _crashed
+    def release(self) -> None:
+        """Let go (once): the next build may start."""
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            atexit.unregister(self._at_exit)
+            release(handle)
+            self._thread_lock.release()
 
 
 @contextmanager
-def held(state_dir: Path, timeout: float) -> Iterator[None]:
-    """Hold the build lock of ``state_dir`` for the duration of a ``with`` block.
-
-    Inside it, :func:`hold` (called by the export task) is a no-op; on leaving it
-    the lock is released, so a long-lived process can build again later. Other
-    threads of this process wait as other processes do.
-    """
-    path = _path(state_dir)
-    if _owners.get(path) == threading.get_ident():
-        yield
-        return
-    _take(path, timeout)
+def held(state_dir: Path, timeout: float) -> Iterator[FileLock]:
+    """Hold the build lock of ``state_dir`` for a ``with`` block."""
+    found = FileLock.take(state_dir, timeout)
     try:
-        yield
+        yield found
     finally:
-        _give(path)
+        found.release()
 
 
 def acquire(path: Path, timeout: float) -> IO[str]:
     """Lock ``path`` and return the open file that holds the lock."""
+    return _acquire(path, timeout)[0]
+
+
+def _acquire(path: Path, timeout: float) -> tuple[IO[str], bool]:
+    """Lock ``path``: the open file that holds the lock, and whether its previous holder
+    was killed holding it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = open(path, "a+")  # noqa: SIM115 - kept open: the lock lives with it
     deadline = time.monotonic() + timeout
@@ -127,15 +130,12 @@ def acquire(path: Path, timeout: float) -> IO[str]:
                 waited = True
             time.sleep(0.05)
     handle.seek(0)
-    if handle.read().strip():
-        _crashed.add(path.absolute())
-    else:
-        _crashed.discard(path.absolute())
+    crashed = bool(handle.read().strip())  # its holder did not empty it: it was killed
     handle.seek(0)
     handle.truncate()
     handle.write(f"pid {os.getpid()}\n")
     handle.flush()
-    return handle
+    return handle, crashed
 
 
 def release(handle: IO[str]) -> None:

@@ -18,17 +18,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from chartbuild.export.exporter import stamp_path
-
-
-def is_chart(name: str) -> bool:
-    """Whether a task builds a chart or number (``<generator>.<name>``)."""
-    return "." in name and ":" not in name
+from chartbuild.names import is_chart_task
 
 
 class ProgressReporter:
@@ -67,14 +61,14 @@ class ProgressReporter:
     def _finished(self, task: Any) -> tuple[str, float]:
         with self.lock:
             elapsed = time.perf_counter() - self.starts.pop(task.name, time.perf_counter())
-            self.done += is_chart(task.name)
+            self.done += is_chart_task(task.name)
             self.planned = max(self.planned, self.done)
             return f"[{self.done}/{self.planned}]", elapsed
 
     def add_success(self, task: Any) -> None:
         if task.name == "export":
             self._plan(task.values.get("result") or [])
-        if not is_chart(task.name):
+        if not is_chart_task(task.name):
             self.starts.pop(task.name, None)
             return
         place, elapsed = self._finished(task)
@@ -83,7 +77,7 @@ class ProgressReporter:
 
     def add_failure(self, task: Any, exception: Any) -> None:
         message = exception.get_msg().strip()
-        if not is_chart(task.name):
+        if not is_chart_task(task.name):
             if "Dependent task failed" in message or "UnmetDependency" in type(exception).__name__:
                 return  # a dashboard waiting on a failed chart: the chart says it
             self.write(f"{task.name} FAILED: {message}\n")
@@ -102,13 +96,13 @@ class ProgressReporter:
         planned = sum(
             1
             for name, task in self.tasks.items()
-            if is_chart(name) and any(Path(dep).name in stamps for dep in task.file_dep)
+            if is_chart_task(name) and any(Path(dep).name in stamps for dep in task.file_dep)
         )
         with self.lock:
             self.planned = max(self.planned, planned)
 
     def skip_uptodate(self, task: Any) -> None:
-        if is_chart(task.name):
+        if is_chart_task(task.name):
             self.up_to_date += 1
 
     def skip_ignore(self, task: Any) -> None:
@@ -137,31 +131,6 @@ class ProgressReporter:
         return f"{line}; {time.perf_counter() - self.started_at:.2f} s"
 
 
-#: The reporter of an in-process build (:mod:`chartbuild.build.runner`), if one is running.
-_current: Any = None
-
-
-class Reporter:
-    """doit's ``reporter`` in chartbuild's ``DOIT_CONFIG``: progress lines, or the
-    reporter of the in-process build running (doit wants a class here)."""
-
-    desc = ProgressReporter.desc
-
-    def __new__(cls, outstream: Any, options: Any = None) -> Any:  # type: ignore[misc]
-        return _current if _current is not None else ProgressReporter(outstream, options)
-
-
-@contextmanager
-def reporting_to(replacement: Any) -> Iterator[None]:
-    """Make :class:`Reporter` give ``replacement`` (one in-process build at a time)."""
-    global _current
-    _current = replacement
-    try:
-        yield
-    finally:
-        _current = None
-
-
-def in_process() -> bool:
-    """Whether an in-process build (:mod:`chartbuild.build.runner`) is running."""
-    return _current is not None
+#: doit's ``reporter`` in chartbuild's ``DOIT_CONFIG`` (a build run in this process gives
+#: doit a reporter of its own: :mod:`chartbuild.build.runner`).
+Reporter = ProgressReporter

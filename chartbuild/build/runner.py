@@ -18,8 +18,8 @@ from doit.cmd_base import ModuleTaskLoader, TaskLoader2
 from doit.doit_cmd import DoitMain
 from doit.exceptions import UnmetDependency
 
-from chartbuild import conf
-from chartbuild.build import dblock, lock, progress
+from chartbuild import conf, names
+from chartbuild.build.session import Session
 from chartbuild.exceptions import BuildFailed, ChartbuildError
 
 
@@ -90,7 +90,7 @@ class BuildResult:
     @property
     def charts(self) -> tuple[str, ...]:
         """The chart and number tasks that ran (``<generator>.<name>``)."""
-        return tuple(t for t in self.built if "." in t and ":" not in t)
+        return tuple(t for t in self.built if names.is_chart_task(t))
 
     def summary(self) -> str:
         """One line: what changed, what was rebuilt, how long it took."""
@@ -118,6 +118,30 @@ def default_loader() -> TaskLoader2 | ModuleTaskLoader:
     return ModuleTaskLoader(namespace)
 
 
+class _ForSession(TaskLoader2):  # type: ignore[misc]
+    """A project's task loader, with doit's reporter and file checker of this build."""
+
+    def __init__(self, loader: Any, build: Session, reporter: Any) -> None:
+        super().__init__()
+        self.loader, self.build, self.reporter = loader, build, reporter
+        self.cmd_options = loader.cmd_options  # its own (dodo.py's -f...)
+
+    def setup(self, opt_values: Any) -> None:
+        self.loader.setup(opt_values)
+
+    def load_doit_config(self) -> dict[str, Any]:
+        from chartbuild.build import tasks
+
+        return {
+            **self.loader.load_doit_config(),
+            "reporter": self.reporter,
+            "check_file_uptodate": tasks.checker(self.build),
+        }
+
+    def load_tasks(self, cmd: Any, pos_args: Any) -> Any:
+        return self.loader.load_tasks(cmd, pos_args)
+
+
 def build(
     task_names: Sequence[str] = (),
     *,
@@ -126,32 +150,34 @@ def build(
     timeout: float | None = None,
     reset: bool = False,
 ) -> BuildResult:
-    """Export and build ``task_names`` (default: everything) once, under the build lock.
+    """Export and build ``task_names`` (default: everything) once, under the build locks.
 
     ``reset=True`` rebuilds everything (the database was replaced, say). Raises
     :class:`~chartbuild.exceptions.LockTimeout` if another build keeps the lock for more
     than ``timeout`` seconds (default ``CHARTBUILD_LOCK_TIMEOUT``).
     """
-    from chartbuild.build import tasks
     from chartbuild.export import exporter
 
     reporter = SummaryReporter()
     started = time.perf_counter()
     wait = conf.lock_timeout() if timeout is None else timeout
     note = ""
-    with lock.held(conf.state_dir(), wait), dblock.building(wait):
-        tasks.reset()  # under the lock: another thread's build may be running until then
-        if reset:
-            exporter.forget(conf.state_dir())
-        else:
-            note = _adopt(loader, loader_args)
-        main = DoitMain(loader or default_loader())
-        with progress.reporting_to(reporter):  # not the progress lines of a dodo.py's config
+    this = Session(one_off=False)
+    this.lock(wait)
+    try:
+        with this.active():
+            if reset:
+                exporter.forget(this.state_dir)
+            else:
+                note = _adopt(this, loader, loader_args)
+            main = DoitMain(_ForSession(loader or default_loader(), this, reporter))
             try:
                 code = main.run([*loader_args, "run", *task_names])
             except SystemExit as exc:  # doit's state could not be saved (said on stderr)
                 code = exc.code if isinstance(exc.code, int) else 3
                 reporter.errors.append("doit's state could not be saved")
+    finally:
+        this.release()
     return BuildResult(
         code=code,
         changed=tuple(reporter.changed),
@@ -163,14 +189,14 @@ def build(
     )
 
 
-def _adopt(loader: Any, loader_args: Sequence[str]) -> str:
+def _adopt(this: Session, loader: Any, loader_args: Sequence[str]) -> str:
     """Take over the build state another builder saved, if this one does not hold it yet;
     say so ("" if there was none)."""
     from chartbuild.build import handover
     from chartbuild.export import exporter
 
     try:
-        found = handover.adopt()
+        found = handover.adopt(this.hashes)
     except handover.HalfAdopted as exc:
         exporter.forget(conf.state_dir())  # trust none of it: rebuild everything
         return f"could not take over {exc}: rebuilding everything"

@@ -19,7 +19,6 @@ Builds run in parallel by default: tasks in threads (``CHARTBUILD_PARALLEL``, or
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator
 from importlib.metadata import version
 from typing import Any
@@ -28,8 +27,10 @@ from doit.dependency import MD5Checker
 from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
-from chartbuild import conf
-from chartbuild.build import actions, hashes, interrupts, progress
+from chartbuild import conf, names
+from chartbuild.build import actions, interrupts, progress, session
+from chartbuild.build.hashes import FileHashes
+from chartbuild.build.session import Session
 from chartbuild.declare import catalog
 from chartbuild.declare.registry import Declaration
 from chartbuild.exceptions import ChartbuildError
@@ -46,18 +47,26 @@ class ContentChecker(MD5Checker):  # type: ignore[misc]
 
     doit's default checker trusts an unchanged mtime. A stamp can change twice within
     one mtime tick on a filesystem with coarse timestamps, keeping its size; so content
-    decides. Each file is hashed once per build (the hashes are forgotten between builds,
-    :func:`reset`): a generator's source is a dependency of each of its charts.
+    decides. Each file is hashed once per build (:attr:`hashes`, the build's: see
+    :func:`checker`): a generator's source is a dependency of each of its charts.
     """
+
+    hashes: FileHashes = FileHashes()
 
     def check_modified(self, file_path: str, file_stat: Any, state: Any) -> bool:
         _, size, md5 = state
-        return bool(file_stat.st_size != size or md5 != hashes.file_md5(file_path, file_stat))
+        return bool(file_stat.st_size != size or md5 != self.hashes.md5(file_path, file_stat))
 
     def get_state(self, dep: str, current_state: Any) -> Any:
         stat = os.stat(dep)
-        state = (stat.st_mtime, stat.st_size, hashes.file_md5(dep, stat))
+        state = (stat.st_mtime, stat.st_size, self.hashes.md5(dep, stat))
         return None if current_state and list(current_state) == list(state) else state
+
+
+def checker(build: Session) -> type[ContentChecker]:
+    """doit's ``check_file_uptodate`` for ``build``: it hashes with the build's hashes
+    (doit makes the checker itself, before it loads the tasks)."""
+    return type("ContentChecker", (ContentChecker,), {"hashes": build.hashes})
 
 
 def doit_config(*, interruptible: bool = True) -> dict[str, Any]:
@@ -76,34 +85,12 @@ def doit_config(*, interruptible: bool = True) -> dict[str, Any]:
     return {
         "backend": "chartbuild",
         "dep_file": str(state / "doit.sqlite3"),
-        "check_file_uptodate": ContentChecker,
+        "check_file_uptodate": checker(session.current()),
         "continue": True,
         "reporter": progress.Reporter,
         "num_process": parallel if parallel > 1 else 0,
         "par_type": "thread",
     }
-
-
-_catalog_guard = threading.Lock()
-_catalog: catalog.Catalog | None = None
-
-
-def _current() -> catalog.Catalog:
-    """The catalog for this task load (once per process, or per build of a long-lived one)."""
-    global _catalog
-    with _catalog_guard:
-        if _catalog is None:
-            _catalog = catalog.load()
-        return _catalog
-
-
-def reset() -> None:
-    """Forget the previous build: its catalog, file hashes and what it built."""
-    global _catalog
-    with _catalog_guard:
-        _catalog = None
-    hashes.forget()
-    actions.reset()
 
 
 def _run(action: Any, *args: Any) -> TaskFailed | dict[str, Any]:
@@ -132,11 +119,12 @@ def _out(*paths: str) -> list[str]:
 
 def task_export() -> Task:
     """Export new model changes to one stamp file per model."""
-    models = _current().models()
-    state = conf.state_dir()
+    build = session.current()
+    models = build.catalog.models()
+    state = build.state_dir
     return {
-        "actions": [(_run, [actions.export, models])],
-        "teardown": [(actions.finish, [])],
+        "actions": [(_run, [actions.export, build, models])],
+        "teardown": [(actions.finish, [build])],
         # the CSV files of charts' further data sets are none of their tasks' targets
         "clean": [actions.clean_extras],
         "targets": [str(stamp_path(state, m)) for m in models],
@@ -163,9 +151,10 @@ def _declarations(generator: catalog.Generator) -> list[Declaration]:
 
 def task_charts() -> Iterator[Task]:
     """One task per chart and number, named <generator>.<name>."""
-    cat = _current()
-    state = conf.state_dir()
-    out = f"{conf.output_dir()}{os.sep}"
+    build = session.current()
+    cat = build.catalog
+    state = build.state_dir
+    out = f"{build.output_dir}{os.sep}"
     # Paths as plain strings, each made once: a large site has thousands of them.
     stamps = {m: str(stamp_path(state, m)) for m in cat.models()}
     troubled = {(p.generator, p.name) for p in cat.problems}
@@ -174,7 +163,7 @@ def task_charts() -> Iterator[Task]:
             continue
         source = [str(generator.path)] if generator.path is not None else []
         for declaration in _declarations(generator):
-            name = f"{generator.name}.{declaration.name}"
+            name = names.task_name(generator.name, declaration.name)
             doc = f"{declaration.title} ({declaration.kind}; reads {', '.join(declaration.models)})"
             if (generator.name, declaration.name) in troubled or (generator.name, "") in troubled:
                 problems = cat.problems_of(generator.name, declaration.name)
@@ -184,7 +173,7 @@ def task_charts() -> Iterator[Task]:
             yield {
                 "basename": name,
                 "doc": doc,
-                "actions": [(_run, [actions.build, generator.name, declaration.name])],
+                "actions": [(_run, [actions.build, build, generator.name, declaration.name])],
                 "file_dep": [*(stamps[m] for m in declaration.models), *source],
                 "targets": [out + p for p in outputs.of(generator.name, declaration)],
                 "clean": True,
@@ -194,7 +183,8 @@ def task_charts() -> Iterator[Task]:
 
 def task_gen() -> Iterator[Task]:
     """Build one generator: its charts and numbers, then their pages and its dashboard."""
-    cat = _current()
+    build = session.current()
+    cat = build.catalog
     templates = pages.sources()
     chartbuild_version = config_changed(version("chartbuild"))
     troubled = {(p.generator, p.name) for p in cat.problems}
@@ -217,12 +207,12 @@ def task_gen() -> Iterator[Task]:
         yield {
             "name": generator.name,
             "doc": f"pages and dashboard of {generator.module}",
-            "actions": [(_run, [actions.dashboard, generator.name])],
-            "task_dep": [actions.task_name(generator.name, d.name) for d in declared],
+            "actions": [(_run, [actions.dashboard, build, generator.name])],
+            "task_dep": [names.task_name(generator.name, d.name) for d in declared],
             # the pages are made of the templates, and of chartbuild's code
             "file_dep": templates,
             "targets": _out(outputs.dashboard(generator.name), *pages_of),
-            "uptodate": [(actions.nothing_built, [generator.name]), chartbuild_version],
+            "uptodate": [(build.nothing_built, [generator.name]), chartbuild_version],
             "clean": True,
             **UNCAPTURED,
         }
@@ -242,15 +232,15 @@ def task_assets() -> Task:
 
 def task_manifest() -> Task:
     """manifest.json: every chart and number with its task, models, outputs and build time."""
-    cat = _current()
+    build = session.current()
     return {
-        "actions": [(_run, [actions.manifest])],
+        "actions": [(_run, [actions.manifest, build])],
         # after every dashboard, so after every chart (each dashboard waits for its charts)
-        "task_dep": [f"gen:{g.name}" for g in _generators(cat) if not g.error],
+        "task_dep": [f"gen:{g.name}" for g in _generators(build.catalog) if not g.error],
         # what the generators declare is in the catalog's cache: a change there is one here
         "file_dep": [str(catalog.cache_path())],
         "targets": _out(outputs.manifest()),
-        "uptodate": [actions.nothing_touched],
+        "uptodate": [build.nothing_touched],
         "clean": True,
         **UNCAPTURED,
     }

@@ -35,7 +35,7 @@ from chartbuild.declare.registry import (
 )
 from chartbuild.exceptions import GeneratorError
 from chartbuild.files import write_if_changed
-from chartbuild.names import RESERVED_GENERATORS, RESERVED_NAMES, SAFE_NAME
+from chartbuild.names import RESERVED_GENERATORS, RESERVED_NAMES, SAFE_NAME, task_name
 from chartbuild.problems import Problem
 
 CACHE_VERSION = 2
@@ -105,7 +105,7 @@ class Catalog:
         for generator in self.generators:
             for declaration in generator.declarations:
                 for model in wanted.intersection(declaration.models):
-                    found.setdefault(model, []).append(f"{generator.name}.{declaration.name}")
+                    found.setdefault(model, []).append(task_name(generator.name, declaration.name))
         return found
 
     def generators_reading(self, models: Iterable[str]) -> list[str]:

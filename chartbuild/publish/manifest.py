@@ -20,7 +20,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from chartbuild import conf
+from chartbuild import conf, names
 from chartbuild.declare import catalog
 from chartbuild.files import write_if_changed
 from chartbuild.publish import outputs
@@ -41,7 +41,7 @@ def entries(
     found = []
     for generator in cat.generators:
         for declaration in generator.declarations:
-            task = f"{generator.name}.{declaration.name}"
+            task = names.task_name(generator.name, declaration.name)
             entry: dict[str, Any] = {
                 "task": task,
                 "generator": generator.name,

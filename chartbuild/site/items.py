@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chartbuild import conf
+from chartbuild import conf, names
 from chartbuild.declare import catalog
 from chartbuild.declare.registry import Declaration
 from chartbuild.publish import manifest as manifest_file
@@ -77,7 +77,7 @@ class Item:
 
     @property
     def task(self) -> str:
-        return f"{self.generator.name}.{self.declaration.name}"
+        return names.task_name(self.generator.name, self.declaration.name)
 
     @property
     def built(self) -> bool:
@@ -155,7 +155,7 @@ def _built(gen: catalog.Generator, declaration: Declaration, stored: Any) -> Ite
     """``declaration`` with what its last build made (``stored``: the stored entries)."""
     if stored is None:
         return Item(gen, declaration, outputs.read_record(gen.name, declaration.name))
-    entry = stored.get(f"{gen.name}.{declaration.name}")
+    entry = stored.get(names.task_name(gen.name, declaration.name))
     objects = entry.get("objects") if entry is not None else None
     return Item(gen, declaration, storage.record(entry), objects or {})
 

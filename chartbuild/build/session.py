@@ -1,0 +1,196 @@
+"""One build: what it holds, what it knows and what it has done.
+
+A :class:`Session` lives as long as one build. The task graph is declared with it (doit
+calls :func:`chartbuild.build.tasks.task_chartbuild` once per run, which takes the session
+of the build starting: :func:`current`), and every action of the graph is given it
+(:mod:`chartbuild.build.actions`). It holds the build locks (the state directory's and
+the database's), the catalog the graph was declared from, and what the build did: which
+generators it built charts of, which pages and whether the manifest it wrote, whether an
+earlier build left the manifest due. Nothing of a build outlives its session, so a
+long-lived process (``doit auto``, a web process's hook) starts each build afresh.
+
+Who starts a build makes its session: :func:`chartbuild.build.runner.build` for a build
+run in this process (``doit auto``, ``gencharts``, ``gen``, the hook), which makes it
+:func:`active` while doit runs; a one-off ``doit`` process otherwise, when it declares its
+graph. A one-off process ends with its build, which is why its session is ``one_off``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chartbuild import conf
+from chartbuild.build.dblock import DatabaseLock
+from chartbuild.build.hashes import FileHashes
+from chartbuild.build.lock import FileLock
+from chartbuild.declare import catalog
+from chartbuild.exceptions import ChartbuildError
+
+_active: contextvars.ContextVar[Session | None] = contextvars.ContextVar(
+    "chartbuild_session", default=None
+)
+
+
+@dataclass(eq=False)
+class Session:
+    """One build (see the module's documentation)."""
+
+    #: A build that ends with its process (a one-off ``doit``), not one run by a process
+    #: that goes on (:mod:`chartbuild.build.runner`).
+    one_off: bool = True
+    state_dir: Path = field(default_factory=conf.state_dir)
+    output_dir: Path = field(default_factory=conf.output_dir)
+    #: The process that declared the graph: its actions must run in it.
+    pid: int = field(default_factory=os.getpid)
+
+    # -- what it holds --------------------------------------------------------------------
+    file_lock: FileLock | None = None
+    database_lock: DatabaseLock | None = None
+
+    # -- what it did ----------------------------------------------------------------------
+    #: Generators with a chart or number built (or failed) in this build.
+    built: set[str] = field(default_factory=set)
+    #: Charts and numbers built (successfully) in this build, by generator.
+    made: dict[str, set[str]] = field(default_factory=dict)
+    #: Generators whose pages and dashboard their own task wrote in this build.
+    pages_written: set[str] = field(default_factory=set)
+    #: Whether the manifest task ran (written, or tried once) in this build.
+    manifest_written: bool = False
+    #: Whether the manifest was due when this build began: an earlier build wrote records
+    #: and did not get to write the manifest (it was killed, say).
+    manifest_due: bool = False
+
+    def __post_init__(self) -> None:
+        self._guard = threading.Lock()
+        self._catalog: catalog.Catalog | None = None
+        #: Each file's md5, once per version of it (doit's checks, the charts' inputs).
+        self.hashes = FileHashes()
+
+    # -- the build in progress ------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[Session]:
+        """Make this the session of the build that doit runs in this thread meanwhile."""
+        token = _active.set(self)
+        try:
+            yield self
+        finally:
+            _active.reset(token)
+
+    # -- what it knows --------------------------------------------------------------------
+
+    @property
+    def catalog(self) -> catalog.Catalog:
+        """What the generators declare, as this build's graph was declared from it."""
+        with self._guard:
+            if self._catalog is None:
+                self._catalog = catalog.load()
+            return self._catalog
+
+    # -- what it holds --------------------------------------------------------------------
+
+    def lock(self, timeout: float) -> bool:
+        """Take the build locks (this state directory's, then the database's) unless held.
+
+        Returns whether they were taken now. Raises :class:`~chartbuild.exceptions.LockTimeout`
+        naming the build under way if another one keeps one longer than ``timeout`` seconds.
+        """
+        if self.file_lock is not None:
+            return False
+        self.file_lock = FileLock.take(self.state_dir, timeout)
+        try:
+            self.database_lock = DatabaseLock.take(timeout)
+        except BaseException:
+            self.file_lock.release()
+            self.file_lock = None
+            raise
+        return True
+
+    def confirm(self) -> None:
+        """Before it publishes: this build still holds the database's build lock (if it
+        took one). Raises :class:`ChartbuildError` if it lost it."""
+        if self.database_lock is not None:
+            self.database_lock.confirm()
+
+    def release(self) -> None:
+        """Give the build locks back (the database's first: they are taken the other way)."""
+        held, self.database_lock = self.database_lock, None
+        if held is not None:
+            held.release()
+        locked, self.file_lock = self.file_lock, None
+        if locked is not None:
+            locked.release()
+
+    def check_process(self) -> None:
+        """An action runs in the process that declared the graph, or its work is lost."""
+        if os.getpid() != self.pid:
+            raise ChartbuildError(
+                "chartbuild builds in threads and renders in worker processes of its own: "
+                "run doit without `-P process` (`-n N` sets the number of threads)"
+            )
+
+    # -- what it did ----------------------------------------------------------------------
+
+    def touch(self, generator: str) -> bool:
+        """Note that this build writes something of ``generator``; return whether it is the
+        first thing it writes (the manifest is due from then on)."""
+        with self._guard:
+            first = not (self.built or self.pages_written)
+            self.built.add(generator)
+        return first
+
+    def note_made(self, generator: str, name: str) -> None:
+        with self._guard:
+            self.made.setdefault(generator, set()).add(name)
+
+    def made_in(self, generator: str) -> set[str]:
+        with self._guard:
+            return set(self.made.get(generator, ()))
+
+    def note_pages(self, generator: str) -> bool:
+        """Note that the pages of ``generator`` were written; return whether they are the
+        first thing this build writes."""
+        with self._guard:
+            first = not (self.built or self.pages_written)
+            self.pages_written.add(generator)
+        return first
+
+    def nothing_built(self, generator: str) -> bool:
+        """doit ``uptodate`` of a generator's pages: none of its charts ran this build."""
+        with self._guard:
+            return generator not in self.built
+
+    def touched(self) -> set[str]:
+        """The generators with a chart, a number or a page written (or failed) this build."""
+        with self._guard:
+            return self.built | self.pages_written
+
+    def nothing_touched(self) -> bool:
+        """doit ``uptodate`` of the manifest: nothing it lists was written this build, nor by
+        an earlier one that ended before it wrote the manifest."""
+        return not self.touched() and not self.manifest_due
+
+    def held_back(self) -> tuple[list[str], bool]:
+        """What a failed chart kept its generator's task (or the manifest's) from writing:
+        the generators whose pages are missing, and whether the manifest is."""
+        with self._guard:
+            missing = sorted(self.built - self.pages_written)
+            manifest = (bool(self.built) or self.manifest_due) and not self.manifest_written
+        return missing, manifest
+
+
+def current() -> Session:
+    """The session of the build doit declares its graph for: the one :meth:`Session.active`
+    made current (a build run in this process), else the process's own, made now (a
+    one-off ``doit``, whose ``dodo.py`` asks for it first, in :func:`.tasks.doit_config`)."""
+    found = _active.get()
+    if found is None:
+        found = Session(one_off=True)
+        _active.set(found)
+    return found
