@@ -25,6 +25,22 @@ def test_the_tables_of_orm_queries_and_raw_sql_are_found():
     ]
 
 
+def test_raw_sql_that_lists_its_tables_or_reads_them_in_a_subquery_is_seen():
+    with reads.recording() as recorder, connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM auth_user u, shop_order o WHERE o.customer_id = u.id")
+        cursor.execute(
+            "SELECT n FROM (SELECT COUNT(*) AS n FROM shop_product) AS counted"
+            " WHERE n > (SELECT COUNT(*) FROM auth_group)"
+        )
+    assert recorder.models() == ["auth.group", "auth.user", "shop.order", "shop.product"]
+
+
+def test_a_column_named_like_a_table_is_no_read():
+    assert reads.tables_in('SELECT "auth_user"."id" AS "shop_order" FROM "auth_user"') == {
+        "auth_user"
+    }
+
+
 def test_reads_through_declared_models_are_declared():
     read = ["auth.group", "auth.user", "auth.user_groups", "shop.order"]
     assert reads.undeclared(read, ["auth.user", "auth.group"]) == ["shop.order"]

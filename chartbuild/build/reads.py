@@ -4,8 +4,10 @@ A chart is rebuilt when a model it declares in ``models=`` changes. One that rea
 model it did not declare would silently go stale when that model changes. While a chart
 or number function runs, :func:`recording` installs an execute wrapper
 (``connection.execute_wrapper``) on every database connection and keeps the SQL; the
-identifiers in it that name a table are the tables it read, reported as the models
-that own them (:func:`chartbuild.declare.tables.owners`).
+tables it names (parsed with ``sqlparse``, which ships with Django: after ``FROM`` and
+``JOIN``, comma-separated lists and subqueries included, and the tables that qualify a
+column) are the tables it read, reported as the models that own them
+(:func:`chartbuild.declare.tables.owners`).
 
 A read is *undeclared* when its table is none of the tables of the declared models
 (:func:`chartbuild.declare.tables.read_by`: their own tables, their parents' and their
@@ -16,21 +18,74 @@ ones the last build recorded (``chartbuild.W004``).
 
 from __future__ import annotations
 
-import re
+import functools
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
+import sqlparse
 from django.db import connections
+from sqlparse import sql as parsed
+from sqlparse import tokens
 
 from chartbuild.declare import tables
 
-_QUOTED = r'"([^"]+)"|`([^`]+)`|\[([^\]]+)\]'
-#: Where SQL names a table: after FROM or JOIN (quoted or bare), or qualifying a column
-#: ("shop_order"."status"). A column that happens to share a table's name is no read.
-TABLE = re.compile(
-    rf"\b(?:FROM|JOIN)\s+(?:{_QUOTED}|([A-Za-z_][\w$]*))|(?:{_QUOTED})\s*\.", re.IGNORECASE
-)
+#: Keywords that may stand between ``FROM`` and the table (``FROM ONLY t``, PostgreSQL).
+BEFORE_TABLE = ("ONLY", "LATERAL")
+
+
+@functools.lru_cache(maxsize=2048)
+def tables_in(sql: str) -> frozenset[str]:
+    """The names the statements of ``sql`` read as tables (and some aliases, which name
+    no table of a model): after ``FROM`` and ``JOIN``, and qualifying a column."""
+    found: set[str] = set()
+    for statement in sqlparse.parse(sql):
+        _walk(statement.tokens, found)
+    return frozenset(found)
+
+
+def _walk(items: Iterable[Any], found: set[str]) -> None:
+    expecting = False  # the next item is a table (or a list of them)
+    for item in items:
+        if item.is_whitespace or item.ttype in tokens.Comment:
+            continue
+        if expecting:
+            if item.ttype in tokens.Keyword and item.normalized in BEFORE_TABLE:
+                continue
+            expecting = False
+            if isinstance(item, parsed.IdentifierList):
+                for each in item.get_identifiers():
+                    _table(each, found)
+                continue
+            if isinstance(item, parsed.Identifier | parsed.Parenthesis) or item.ttype in (
+                tokens.Name,
+                tokens.Literal.String.Symbol,
+            ):
+                _table(item, found)
+                continue
+        if item.ttype in tokens.Keyword and (
+            item.normalized == "FROM" or item.normalized.endswith("JOIN")
+        ):
+            expecting = True
+            continue
+        if isinstance(item, parsed.Identifier) and item.get_parent_name():
+            found.add(str(item.get_parent_name()))  # "shop_order"."status"
+        if item.is_group:
+            _walk(item.tokens, found)
+
+
+def _table(item: Any, found: set[str]) -> None:
+    """A table named after ``FROM`` or ``JOIN``: a name, or a subquery to look into."""
+    if isinstance(item, parsed.Parenthesis):
+        _walk(item.tokens, found)
+    elif isinstance(item, parsed.Identifier):
+        subquery = next((t for t in item.tokens if isinstance(t, parsed.Parenthesis)), None)
+        if subquery is not None:
+            _walk(subquery.tokens, found)
+        elif item.get_real_name():
+            found.add(str(item.get_real_name()))
+    else:
+        found.add(item.value.strip('"`[]'))
 
 
 class Queries:
@@ -46,13 +101,7 @@ class Queries:
     def tables(self) -> set[str]:
         """The names of the tables of installed models that the statements mention."""
         known = tables.owners()
-        found = set()
-        for sql in self.statements:
-            for match in TABLE.finditer(sql):
-                name = next(group for group in match.groups() if group is not None)
-                if name in known:
-                    found.add(name)
-        return found
+        return {name for sql in self.statements for name in tables_in(sql) if name in known}
 
     def models(self) -> list[str]:
         """Labels of the models that own the tables read, sorted."""
