@@ -3,14 +3,13 @@
 Every id, with the problem it reports, is listed once in :data:`chartbuild.problems.CHECKS`
 (the documentation's table is made from it); :func:`_known` refuses any other.
 
-E010 and W006 look at the database (``CHARTBUILD_DATABASE``); they are skipped when it
-cannot be reached or is not migrated yet, and while ``migrate`` runs (it installs the
-triggers after migrating).
+E010, W002 and W006 look at the database (``CHARTBUILD_DATABASE``): they are ``database``
+checks, run by ``manage.py check --database default``, and skipped when it cannot be
+reached or is not migrated yet.
 """
 
 from __future__ import annotations
 
-import sys
 from datetime import timedelta
 from typing import Any
 
@@ -336,12 +335,17 @@ def _undeclared_reads(cat: catalog.Catalog) -> list[CheckMessage]:
     return messages
 
 
-@register(Tags.compatibility)
+@register(Tags.database)
 def check_capture(
     app_configs: Any = None, databases: Any = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """E010, W002, W006: how the tables charts read are captured in the database."""
-    if _settings_errors() or not apps.is_installed("mqueue") or _in_migrate():
+    """E010, W002, W006: how the tables charts read are captured in the database.
+
+    Tagged ``database``, as Django's own checks that query it: ``manage.py check
+    --database default`` runs them, other commands (``migrate`` among them, which
+    installs the triggers) do not.
+    """
+    if _settings_errors() or not apps.is_installed("mqueue"):
         return []
     return _known(_capture(databases))
 
@@ -350,8 +354,8 @@ def _capture(databases: Any) -> list[CheckMessage]:
     from chartbuild.capture import triggers as capture
 
     using = conf.database()
-    if databases is not None and using not in databases:
-        return []
+    if databases is None or using not in databases:
+        return []  # as Django's own database checks: only when asked for that database
     cat = catalog.load()
     watched = capture.watched_tables(cat)
     if not watched:
@@ -397,19 +401,6 @@ def _capture(databases: Any) -> list[CheckMessage]:
                 )
             )
     return messages
-
-
-def _in_migrate() -> bool:
-    """Whether these checks run as ``migrate``'s: it installs the triggers, so their
-    absence must not stop it."""
-    from django.core.management.commands.migrate import Command as Migrate
-
-    frame = sys._getframe(1)
-    while frame is not None:
-        if isinstance(frame.f_locals.get("self"), Migrate):
-            return True
-        frame = frame.f_back  # type: ignore[assignment]
-    return False
 
 
 def _tracked_models() -> dict[str, set[str]]:

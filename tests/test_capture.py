@@ -200,7 +200,7 @@ def test_an_outdated_trigger_is_reported_and_replaced(reinstalled):
             )
     backend = capture.for_database()
     assert backend.status(WATCHED)["shop_order"] == capture.OUTDATED
-    errors = [m for m in check_capture() if m.id == "chartbuild.E010"]
+    errors = [m for m in check_capture(databases=["default"]) if m.id == "chartbuild.E010"]
     assert [m.obj for m in errors] == ["shop_order"]
     assert "outdated change-capture trigger" in errors[0].msg
     assert "manage.py migrate" in errors[0].hint
@@ -210,11 +210,26 @@ def test_an_outdated_trigger_is_reported_and_replaced(reinstalled):
 
 def test_a_missing_trigger_is_an_error_that_migrate_mends(reinstalled):
     capture.for_database().remove()
-    errors = [m for m in check_capture() if m.id == "chartbuild.E010"]
+    errors = [m for m in check_capture(databases=["default"]) if m.id == "chartbuild.E010"]
     assert sorted(m.obj for m in errors) == sorted(WATCHED)
     assert "has no change-capture trigger" in errors[0].msg
     call_command("migrate", verbosity=0)
-    assert [m for m in check_capture() if m.id == "chartbuild.E010"] == []
+    assert [m for m in check_capture(databases=["default"]) if m.id == "chartbuild.E010"] == []
+
+
+def test_the_capture_checks_are_database_checks_that_only_check_database_runs(reinstalled):
+    from django.core.checks import Tags, run_checks
+    from django.test.utils import CaptureQueriesContext
+
+    capture.for_database().remove()
+    with CaptureQueriesContext(connection) as queries:
+        found = run_checks()  # as every command runs them, migrate included
+    assert not [m for m in found if m.id == "chartbuild.E010"]
+    assert not [q for q in queries.captured_queries if "trigger" in q["sql"].lower()]
+    found = run_checks(tags=[Tags.database], databases=["default"])  # check --database
+    assert {m.obj for m in found if m.id == "chartbuild.E010"} == set(WATCHED)
+    call_command("migrate", verbosity=0)  # not stopped by the missing triggers: installs them
+    assert not [m for m in check_capture(databases=["default"]) if m.id == "chartbuild.E010"]
 
 
 def test_w006_a_model_stored_in_a_view_is_a_warning(reinstalled):
@@ -223,7 +238,7 @@ def test_w006_a_model_stored_in_a_view_is_a_warning(reinstalled):
         cursor.execute("ALTER TABLE shop_product RENAME TO shop_product_rows")
         cursor.execute("CREATE VIEW shop_product AS SELECT * FROM shop_product_rows")
     try:
-        warnings = [m for m in check_capture() if m.id == "chartbuild.W006"]
+        warnings = [m for m in check_capture(databases=["default"]) if m.id == "chartbuild.W006"]
     finally:
         with connection.cursor() as cursor:
             cursor.execute("DROP VIEW shop_product")
@@ -301,7 +316,7 @@ def test_orm_capture_drops_the_record_of_a_rolled_back_write(orm_capture):
 
 
 def test_orm_capture_is_a_warning_that_other_programs_are_not_seen(orm_capture):
-    (warning,) = check_capture()
+    (warning,) = check_capture(databases=["default"])
     assert warning.id == "chartbuild.W002"
     assert "not those of other programs" in warning.msg
 

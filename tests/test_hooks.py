@@ -136,3 +136,16 @@ def test_build_mode_never_lets_a_base_exception_into_the_save(settings, state, m
         user = User.objects.create(username="saved anyway")
     assert User.objects.filter(pk=user.pk).exists()
     assert "a build that calls sys.exit" in caplog.text
+
+
+@pytest.mark.parametrize("mode", ["signal", "build"])
+def test_ctrl_c_in_a_save_is_the_users_and_goes_through(settings, state, monkeypatch, mode):
+    settings.CHARTBUILD_HOOK = mode
+    from chartbuild.live import hooks
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hooks, "_after_commit" if mode == "signal" else "_act", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        User.objects.create(username="stopped")

@@ -32,11 +32,13 @@ PENDING = "_chartbuild_on_commit"
 
 
 def save(event: Any, config: Any = None) -> None:
-    """mqueue's hook entry point; never raises."""
+    """mqueue's hook entry point; raises nothing but the user's own Ctrl-C."""
     try:
         label = _watched_label(event)
         if label is not None:
             _after_commit(label, event._state.db or "default")
+    except KeyboardInterrupt:
+        raise  # the user stops the program: that is no failure of the hook's
     except BaseException:  # SystemExit and all: nothing escapes into the caller's save()
         logger.exception("chartbuild hook failed for event %s; no rebuild was requested", event.pk)
 
@@ -88,6 +90,8 @@ class _Callback:
     def __call__(self) -> None:
         try:
             _act(sorted(self.models))
+        except KeyboardInterrupt:
+            raise  # the user stops the program: that is no failure of the hook's
         except BaseException:  # SystemExit and all: nothing escapes into the caller's save()
             logger.exception("chartbuild hook could not request a rebuild of %s", self.models)
 
