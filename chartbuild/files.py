@@ -5,15 +5,20 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 #: The temporary files :func:`write_if_changed` writes beside their target.
 TEMPORARY = re.compile(r"^\.(?P<target>.+)\.[A-Za-z0-9_]{8}\.tmp$")
 
 
-#: Whether this process wrote a file that is not on the disk for sure yet.
-_unflushed = False
+#: The files this process wrote that are not on the disk for sure yet (see :func:`flush`).
+_pending: set[str] = set()
+_pending_guard = threading.Lock()
+#: Files synced at once by :func:`flush` (the file system commits them together).
+FLUSH_THREADS = 16
 
 
 def write_if_changed(path: Path, data: bytes | str, *, durable: bool = False) -> bool:
@@ -23,7 +28,7 @@ def write_if_changed(path: Path, data: bytes | str, *, durable: bool = False) ->
     its mtime, so tools that compare mtimes (doit, make, browsers) see no change.
     ``durable=True`` syncs the file to the disk before it replaces the old one (for
     build state whose order on disk matters); other files reach the disk by
-    :func:`flush`, once per build. Returns whether the file was written.
+    :func:`flush`, at the end of the build. Returns whether the file was written.
     """
     content = data.encode() if isinstance(data, str) else data
     try:
@@ -42,7 +47,6 @@ def write_if_changed(path: Path, data: bytes | str, *, durable: bool = False) ->
 
 def write_temporary(path: Path, content: bytes, *, durable: bool = False) -> str:
     """Write ``content`` to a new temporary file beside ``path``; return its name."""
-    global _unflushed
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -55,7 +59,9 @@ def write_temporary(path: Path, content: bytes, *, durable: bool = False) -> str
     except BaseException:
         discard(temporary)
         raise
-    _unflushed = _unflushed or not durable
+    if not durable:
+        with _pending_guard:
+            _pending.add(str(path))  # its name: the temporary file is renamed to it
     return temporary
 
 
@@ -64,15 +70,40 @@ def discard(temporary: str) -> None:
 
 
 def flush() -> None:
-    """Make every file this process wrote durable (one ``sync`` for a whole build).
+    """Make every file this process wrote since the last flush durable, and their folders
+    (the renames): each is synced, not the whole machine's file systems.
 
     Called before doit saves its state: a task it records as done has its outputs on
     the disk, even if the machine loses power a moment later.
     """
-    global _unflushed
-    if _unflushed:
-        os.sync()
-        _unflushed = False
+    with _pending_guard:
+        written = sorted(_pending)
+        _pending.clear()
+    if not written:
+        return
+    folders = sorted({os.path.dirname(name) for name in written})
+    if len(written) < FLUSH_THREADS:
+        for name in written:
+            _sync(name)
+    else:
+        with ThreadPoolExecutor(FLUSH_THREADS) as pool:
+            list(pool.map(_sync, written))
+    for folder in folders:
+        sync_folder(Path(folder))
+
+
+def _sync(name: str) -> None:
+    """Sync one written file (gone since, replaced again: nothing to sync)."""
+    try:
+        fd = os.open(name, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def sync_folder(path: Path) -> None:

@@ -32,3 +32,34 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, mon
         write_if_changed(path, "new")
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["b.json"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_build_makes_the_files_it_wrote_durable_not_the_whole_machine(
+    settings, tmp_path, monkeypatch
+):
+    from django.contrib.auth.models import User
+
+    from chartbuild.build import runner
+
+    settings.CHARTBUILD_OUTPUT_DIR = tmp_path / "charts"
+    settings.CHARTBUILD_STATE_DIR = tmp_path / "state"
+    settings.CHARTBUILD_PARALLEL = 1
+    User.objects.create(username="ada")
+
+    def everything():
+        raise AssertionError("os.sync() flushes every file system of the machine")
+
+    synced = []
+    fsync = os.fsync
+
+    def one(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return fsync(fd)
+
+    monkeypatch.setattr(files.os, "sync", everything)
+    monkeypatch.setattr(files.os, "fsync", one)
+    assert runner.build().ok
+    chart = tmp_path / "charts" / "users" / "signups_per_month.svg"
+    assert str(chart) in synced and str(chart.parent) in synced
+    assert all(p.startswith(str(tmp_path)) for p in synced)

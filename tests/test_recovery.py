@@ -103,3 +103,24 @@ def test_a_busy_doit_database_is_not_taken_for_a_corrupt_one(build):
     assert "locked" in result.stdout + result.stderr
     assert not (build.state / "doit.sqlite3.unreadable").exists()
     assert build.run().returncode == 0
+
+
+def test_state_that_cannot_be_saved_is_one_line_and_exit_3(tmp_path, monkeypatch, capsys):
+    """Said as doit says a user error: one line, no traceback, no SystemExit from the library."""
+    import sqlite3
+
+    from doit.cmd_base import ModuleTaskLoader
+    from doit.dependency import SqliteDB
+    from doit.doit_cmd import DoitMain
+
+    def full(self):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(SqliteDB, "dump", full)
+    config = {"backend": "chartbuild", "dep_file": str(tmp_path / "doit.sqlite3")}
+    tasks = {"DOIT_CONFIG": config, "task_one": lambda: {"actions": [lambda: None]}}
+    code = DoitMain(ModuleTaskLoader(tasks)).run(["run"])
+    said = capsys.readouterr().err
+    assert code == 3
+    assert "ERROR: chartbuild: cannot save doit's state in" in said
+    assert "database or disk is full" in said and "Traceback" not in said

@@ -16,12 +16,13 @@ import contextlib
 import logging
 import os
 import sqlite3
-import sys
 from typing import Any
 
 from doit.dependency import DatabaseException, SqliteDB
+from doit.exceptions import InvalidCommand
 
 from chartbuild import files
+from chartbuild.exceptions import ChartbuildError
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,14 @@ def unreadable(exc: BaseException) -> bool:
         if isinstance(error, sqlite3.DatabaseError):
             return getattr(error, "sqlite_errorname", "") in CORRUPT
     return isinstance(exc, ValueError)  # a task's stored state is not JSON
+
+
+class StateNotSaved(ChartbuildError, InvalidCommand):
+    """doit's state could not be written: this run's work is redone by the next one.
+
+    Also one of doit's "user errors", so that doit says it in one line (``ERROR: ...``)
+    and exits with 3, instead of printing a traceback.
+    """
 
 
 class DoitDB(SqliteDB):  # type: ignore[misc]
@@ -113,10 +122,8 @@ class DoitDB(SqliteDB):  # type: ignore[misc]
                 self._start_afresh(exc)
                 super().dump()
         except (sqlite3.Error, OSError) as exc:
-            # doit would end in a traceback; this run's work is redone by the next one.
-            sys.stderr.write(
+            raise StateNotSaved(
                 f"chartbuild: cannot save doit's state in {self.name}: {exc}. Free some disk "
                 "space or fix the state directory's permissions; the next build redoes what "
-                "this one did.\n"
-            )
-            raise SystemExit(3) from exc
+                "this one did."
+            ) from exc

@@ -171,11 +171,7 @@ def build(
             else:
                 note = _adopt(this, loader, loader_args)
             main = DoitMain(_ForSession(loader or default_loader(), this, reporter))
-            try:
-                code = main.run([*loader_args, "run", *task_names])
-            except SystemExit as exc:  # doit's state could not be saved (said on stderr)
-                code = exc.code if isinstance(exc.code, int) else 3
-                reporter.errors.append("doit's state could not be saved")
+            code = main.run([*loader_args, "run", *task_names])
     finally:
         this.release()
     return BuildResult(
