@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from django.core.checks import run_checks
 from django.test import Client
 
-from chartbuild.publish import storage
+from chartbuild.site import stored
 from tests.doit import Build, seed
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -45,7 +45,7 @@ def web(settings, monkeypatch, tmp_path):
         settings.CHARTBUILD_STATE_DIR = str(tmp_path / "web" / "state")
         settings.CHARTBUILD_GENERATORS = ["gens.users", "gens.shop"]
         settings.STORAGES = {**settings.STORAGES, "chartbuild": config}
-        monkeypatch.setattr(storage, "MANIFEST_TTL", 0)
+        monkeypatch.setattr(stored, "MANIFEST_TTL", 0)
         client = Client()
         client.force_login(User.objects.create_user("boss", password="pw", is_staff=True))
         return client

@@ -197,7 +197,7 @@ def adopt(hashes: FileHashes) -> Adopted | None:
                 with store.open(name, "rb") as handle:
                     write_if_changed(out / path, handle.read())
             entry = stored[names.task_name(generator.name, declaration.name)]
-            outputs.write_record(generator.name, declaration.name, storage.record(entry))
+            outputs.write_record(generator.name, declaration.name, outputs.Record.from_data(entry))
         for path, name in (published.get("assets") or {}).items():
             if path in storage.ASSETS and isinstance(name, str):
                 with store.open(name, "rb") as handle:

@@ -186,6 +186,28 @@ class Record:
         data["reads"] = list(self.reads)
         return json.dumps(data, sort_keys=True) + "\n"
 
+    @classmethod
+    def from_data(cls, data: Any) -> Record:
+        """A record as a record file or a manifest entry says it (a manifest entry lists
+        its ``outputs``, whose CSV files are its data sets); empty if it says nothing."""
+        if not isinstance(data, dict):
+            return cls()
+        try:
+            data_sets = int(data.get("data_sets") or 0)
+        except (TypeError, ValueError):
+            data_sets = 0
+        if "outputs" in data:
+            data_sets = sum(1 for p in data.get("outputs") or () if str(p).endswith(".csv"))
+        reads = data.get("reads") or ()
+        return cls(
+            built_at=str(data.get("built_at") or ""),
+            reads=tuple(reads) if isinstance(reads, list | tuple) else (),
+            error=str(data.get("error") or ""),
+            failed_at=str(data.get("failed_at") or ""),
+            data_sets=data_sets,
+            inputs=str(data.get("inputs") or ""),
+        )
+
 
 def record_path(generator: str, name: str, state_dir: Path | None = None) -> Path:
     return (state_dir or conf.state_dir()) / "records" / generator / f"{name}.json"
@@ -194,16 +216,8 @@ def record_path(generator: str, name: str, state_dir: Path | None = None) -> Pat
 def read_record(generator: str, name: str, state_dir: Path | None = None) -> Record:
     """The record of a chart or number (empty if it was never built)."""
     try:
-        data = json.loads(record_path(generator, name, state_dir).read_text())
-        return Record(
-            built_at=str(data.get("built_at") or ""),
-            reads=tuple(data.get("reads") or ()),
-            error=str(data.get("error") or ""),
-            failed_at=str(data.get("failed_at") or ""),
-            data_sets=int(data.get("data_sets") or 0),
-            inputs=str(data.get("inputs") or ""),
-        )
-    except (OSError, ValueError, AttributeError, TypeError):
+        return Record.from_data(json.loads(record_path(generator, name, state_dir).read_text()))
+    except (OSError, ValueError):
         return Record()
 
 

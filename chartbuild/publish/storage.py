@@ -18,19 +18,15 @@ A publication that fails (the storage is unreachable, say) leaves the storage as
 and the manifest due: the next build publishes everything again. So does a change of the
 storage's settings.
 
-The views read the stored manifest (at most every :data:`MANIFEST_TTL` seconds per
-process) and the files through the storage, or redirect to the storage's own URL when it
-signs its URLs (django-storages' S3 with ``querystring_auth``, its default).
+The views read what is published there through :mod:`chartbuild.site.stored`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable, Collection
 from pathlib import Path
@@ -49,8 +45,6 @@ logger = logging.getLogger(__name__)
 
 #: The alias of the storage in ``STORAGES``.
 ALIAS = "chartbuild"
-#: Seconds a web process uses the stored manifest before it reads it again.
-MANIFEST_TTL = 1.0
 #: Files of the ``static`` folder the views serve from the storage.
 ASSETS = ("static/vega.js",)
 
@@ -241,10 +235,7 @@ def _replace(store: Storage, name: str, text: str) -> None:
         )
 
 
-# -- reading (the views) ------------------------------------------------------------------
-
-_cache_lock = threading.Lock()
-_cache: tuple[int, float, dict[str, Any]] | None = None
+# -- reading --------------------------------------------------------------------------
 
 
 def read(store: Storage) -> dict[str, Any]:
@@ -260,58 +251,3 @@ def read(store: Storage) -> dict[str, Any]:
         logger.warning("%s holds an unreadable manifest.json", describe())
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def manifest() -> dict[str, Any]:
-    """The stored manifest as the views see it: read again after :data:`MANIFEST_TTL` s."""
-    global _cache
-    store = get()
-    now = time.monotonic()
-    with _cache_lock:
-        if _cache is not None and _cache[0] == id(store) and now - _cache[1] < MANIFEST_TTL:
-            return _cache[2]
-    data = read(store)
-    with _cache_lock:
-        _cache = (id(store), now, data)
-    return data
-
-
-def entries() -> dict[str, dict[str, Any]]:
-    """The stored manifest's entries by task."""
-    return {
-        e["task"]: e
-        for e in manifest().get("entries", [])
-        if isinstance(e, dict) and isinstance(e.get("task"), str)
-    }
-
-
-def record(entry: dict[str, Any] | None) -> outputs.Record:
-    """What the stored manifest says of a chart's last build."""
-    if entry is None:
-        return outputs.Record()
-    return outputs.Record(
-        built_at=str(entry.get("built_at") or ""),
-        reads=tuple(entry.get("reads") or ()),
-        error=str(entry.get("error") or ""),
-        failed_at=str(entry.get("failed_at") or ""),
-        data_sets=sum(1 for p in entry.get("outputs") or () if str(p).endswith(".csv")),
-        inputs=str(entry.get("inputs") or ""),
-    )
-
-
-@functools.lru_cache(maxsize=512)
-def _content(store_id: int, name: str) -> bytes:
-    with get().open(name, "rb") as handle:
-        return bytes(handle.read())
-
-
-def content(name: str) -> bytes:
-    """File ``name`` of the storage (cached: a stored file never changes)."""
-    return _content(id(get()), name)
-
-
-def asset(path: str) -> str | None:
-    """The name in the storage of asset ``path`` (``static/vega.js``), if published."""
-    found = manifest().get("assets")
-    name = found.get(path) if isinstance(found, dict) else None
-    return name if isinstance(name, str) else None

@@ -25,7 +25,7 @@ from chartbuild.declare import catalog
 from chartbuild.declare.registry import Declaration
 from chartbuild.publish import manifest as manifest_file
 from chartbuild.publish import outputs, storage
-from chartbuild.site import permissions
+from chartbuild.site import permissions, stored
 
 #: The files of a chart a request may ask for, by extension; a number has its ``json``.
 CHART_FILES = ("vl.json", "svg", "png", "csv")
@@ -46,7 +46,7 @@ class Output:
         if self.path is not None:
             return self.path.read_bytes()
         try:
-            return storage.content(str(self.stored))
+            return stored.content(str(self.stored))
         except OSError:
             raise
         except Exception as exc:  # the storage's own errors (botocore's...)
@@ -157,11 +157,11 @@ def _built(gen: catalog.Generator, declaration: Declaration, stored: Any) -> Ite
         return Item(gen, declaration, outputs.read_record(gen.name, declaration.name))
     entry = stored.get(names.task_name(gen.name, declaration.name))
     objects = entry.get("objects") if entry is not None else None
-    return Item(gen, declaration, storage.record(entry), objects or {})
+    return Item(gen, declaration, outputs.Record.from_data(entry), objects or {})
 
 
 def _stored() -> dict[str, dict[str, Any]] | None:
-    return storage.entries() if storage.configured() else None
+    return stored.entries() if storage.configured() else None
 
 
 def items(user: Any, gen: catalog.Generator) -> list[Item]:

@@ -41,6 +41,7 @@ from django.views.decorators.http import require_safe
 from chartbuild import conf
 from chartbuild.publish import assets, outputs, pages, storage
 from chartbuild.site import items as site
+from chartbuild.site import stored
 
 CONTENT_TYPES = {
     "vl.json": "application/json",
@@ -218,9 +219,9 @@ def asset(request: HttpRequest, filename: str) -> HttpResponseBase:
         path = assets.PACKAGE_STATIC / filename
     elif filename == "vega.js":
         path = conf.output_dir() / outputs.STATIC / filename
-        stored = storage.asset(f"{outputs.STATIC}/{filename}") if storage.configured() else None
-        if stored is not None:
-            return serve_stored(request, stored, CONTENT_TYPES["js"], public=True)
+        found = stored.asset(f"{outputs.STATIC}/{filename}") if storage.configured() else None
+        if found is not None:
+            return serve_stored(request, found, CONTENT_TYPES["js"], public=True)
         if not path.is_file():
             raise Http404("vega.js has not been built yet: run doit")
     else:
