@@ -301,3 +301,18 @@ def test_what_only_staff_and_nobody_see(site):
     admin = Client()
     admin.force_login(root)
     assert admin.get("/admin/chartbuild/charts/1/change/").status_code == 404
+
+
+def test_a_poll_of_the_state_reads_each_items_record_once(site, monkeypatch):
+    from chartbuild.site import items
+
+    reads = []
+    real = items.outputs.read_record
+
+    def counted(generator, name, *args):
+        reads.append(name)
+        return real(generator, name, *args)
+
+    monkeypatch.setattr(items.outputs, "read_record", counted)
+    found = client_for("boss", staff=True).get("/charts/users/state.json").json()["items"]
+    assert sorted(reads) == sorted(found)

@@ -197,9 +197,9 @@ def generators(user: Any) -> list[tuple[catalog.Generator, list[Item]]]:
     return found
 
 
-def state(user: Any, gen: catalog.Generator) -> dict[str, Any]:
-    """What a live page of ``gen`` polls: each visible item's version and state."""
-    return {entry.name: entry.state() for entry in items(user, gen)}
+def state(visible: list[Item]) -> dict[str, Any]:
+    """What a live page polls of the ``visible`` items of its generator: each one's state."""
+    return {entry.name: entry.state() for entry in visible}
 
 
 #: What the manifest tells only staff: how the charts are made, and their errors.

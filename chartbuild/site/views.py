@@ -233,9 +233,10 @@ def asset(request: HttpRequest, filename: str) -> HttpResponseBase:
 def state(request: HttpRequest, generator: str) -> HttpResponseBase:
     """What a live page of a generator polls: each visible item's version (304 if unchanged)."""
     gen = _generator(request, generator)
-    if not site.items(request.user, gen):
+    visible = site.items(request.user, gen)
+    if not visible:
         _deny(request)
-    return _json(request, {"items": site.state(request.user, gen)})
+    return _json(request, {"items": site.state(visible)})
 
 
 @_guarded
