@@ -1,4 +1,5 @@
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -11,7 +12,7 @@ from django.core.management import CommandError, call_command
 
 from chartbuild.management.commands.gencharts import minutes
 from demo.shop.models import Product
-from tests.doit import REPO, Build
+from tests.doit import REPO, Build, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -96,6 +97,26 @@ def test_gencharts_repeats_on_a_schedule_until_stopped(tmp_path):
     process.terminate()
     assert process.wait(10) == 0
     assert all("rebuilt" in line for line in lines)
+
+
+def test_gencharts_on_a_schedule_stops_within_a_second_of_sigterm_mid_build(tmp_path):
+    User.objects.create(username="ada")
+    build = Build(tmp_path, generators=["tests.generators.slow_query"])
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "manage.py"), "gencharts", "-s=1"],
+        env=build.env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_until(lambda: (build.state / "build.lock").exists(), timeout=30)
+    time.sleep(1)  # inside the minute-long query of its one number
+    started = time.monotonic()
+    process.terminate()
+    process.wait(10)
+    assert time.monotonic() - started < 1
+    assert process.returncode in (0, 128 + signal.SIGTERM)
 
 
 @pytest.mark.parametrize(("text", "value"), [("5", 5.0), ("=5", 5.0), ("0.5", 0.5)])

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import signal
 import threading
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from chartbuild.build import runner
+from chartbuild.build import interrupts, runner
 from chartbuild.exceptions import ChartbuildError
 from chartbuild.live import leader, reconnect
 
@@ -45,8 +44,9 @@ class Command(BaseCommand):
             if not quiet:
                 self.stdout.write(result.summary())
             return
+        # Ctrl-C and SIGTERM stop it at once, in the middle of a build or a query too
+        interrupts.install()
         stop = threading.Event()
-        previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
         reconnect.watch()
         self.not_run = ""
         leadership = leader.for_builder(say=(lambda text: None) if quiet else self.stdout.write)
@@ -59,7 +59,6 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             pass
         finally:
-            signal.signal(signal.SIGTERM, previous)
             if leadership is not None:
                 leadership.release()
 
