@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
 import queue
 import re
@@ -12,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,14 +80,14 @@ class Build:
         self.env["CHARTBUILD_TEST_GENERATORS"] = "gens.users,gens.shop"
 
     def start(self, *args: str, json_report: bool = True) -> subprocess.Popen[str]:
-        command = [DOIT, "-f", str(REPO / "dodo.py")]
+        """The ``doit`` command, started in a process of its own."""
+        command = self.command(*args, json_report=json_report)
         if args and args[0] in ("list", "info", "clean", "forget"):
-            command[1:1] = [args[0]]
-            args = args[1:]
-        elif json_report:
-            command += ["--reporter", "json"]
+            command[1:1] = ["-f", str(REPO / "dodo.py")]
+        else:
+            command[:0] = ["-f", str(REPO / "dodo.py")]
         return subprocess.Popen(
-            [*command, *args],
+            [DOIT, *command],
             env=self.env,
             cwd=REPO,
             stdout=subprocess.PIPE,
@@ -91,10 +95,80 @@ class Build:
             text=True,
         )
 
-    def run(self, *args: str, json_report: bool = True, timeout: float = 300) -> Result:
-        process = self.start(*args, json_report=json_report)
-        stdout, stderr = process.communicate(timeout=timeout)
-        return self.result(process, stdout, stderr, json_report)
+    def run(
+        self, *args: str, json_report: bool = True, timeout: float = 300, process: bool = False
+    ) -> Result:
+        """A run of doit, in this process (as ``doit auto`` and the runner build), or with
+        ``process=True`` as the ``doit`` command (for what the process boundary is about:
+        its exit, signals, two builds at once)."""
+        if not process:
+            assert self.env.get("DATABASE_URL") == database_url(), "another database: process=True"
+            return self.run_here(*args, json_report=json_report)
+        started = self.start(*args, json_report=json_report)
+        stdout, stderr = started.communicate(timeout=timeout)
+        return self.result(started, stdout, stderr, json_report)
+
+    def run_here(self, *args: str, json_report: bool = True) -> Result:
+        """doit run in this process, with the settings its environment would give the
+        ``doit`` command (and its generators importable), its output captured."""
+        from django.conf import settings
+        from django.test.utils import override_settings
+        from doit.doit_cmd import DoitMain
+
+        from chartbuild.build import runner
+        from chartbuild.build.session import Session
+        from tests.environment import settings_from
+
+        stdout, stderr = io.StringIO(), io.StringIO()
+        # doit's reporters write to its --output-file (sys.stdout as doit was imported)
+        reported = self.state.parent / "doit-output.txt"
+        reported.unlink(missing_ok=True)
+        command = self.command(*args, json_report=json_report)
+        if not (args and args[0] in ("list", "info", "clean", "forget")):
+            command[:0] = ["--output-file", str(reported)]
+        said = logging.StreamHandler(stderr)
+        said.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logger = logging.getLogger("chartbuild")
+        with (
+            override_settings(**settings_from(self.env, settings.TEMPLATES)),
+            self.importable(),
+            contextlib.redirect_stdout(stdout),
+            contextlib.redirect_stderr(stderr),
+        ):
+            build = Session(one_off=False)  # of these settings' state and output folders
+            logger.addHandler(said)
+            try:
+                with build.active():
+                    code = DoitMain(runner.default_loader()).run(command) or 0
+            finally:
+                logger.removeHandler(said)
+                build.release()
+        if reported.exists():
+            stdout.write(reported.read_text())
+        result = Result(code, stdout.getvalue(), stderr.getvalue())
+        if json_report and result.stdout.strip().startswith("{"):
+            result.tasks = json.loads(result.stdout)["tasks"]
+        return result
+
+    @staticmethod
+    def command(*args: str, json_report: bool = True) -> list[str]:
+        """doit's arguments for a run of ``args`` (a command first: ``list``, ``clean``...)."""
+        if args and args[0] in ("list", "info", "clean", "forget"):
+            return [args[0], *args[1:]]
+        return [*(["--reporter", "json"] if json_report else []), *args]
+
+    @contextlib.contextmanager
+    def importable(self) -> Iterator[None]:
+        """The build's own generators (``gens``, copies a test may edit) importable, fresh."""
+        root = str(self.gens.parent)
+        for module in [m for m in sys.modules if m == "gens" or m.startswith("gens.")]:
+            del sys.modules[module]  # another test's copies
+        sys.path.insert(0, root)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(root)
 
     @staticmethod
     def result(

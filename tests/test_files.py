@@ -57,6 +57,7 @@ def test_a_build_makes_the_files_it_wrote_durable_not_the_whole_machine(
         synced.append(os.readlink(f"/proc/self/fd/{fd}"))
         return fsync(fd)
 
+    files.flush()  # what this process wrote before the test
     monkeypatch.setattr(files.os, "sync", everything)
     monkeypatch.setattr(files.os, "fsync", one)
     assert runner.build().ok

@@ -6,37 +6,26 @@ import multiprocessing
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connections
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _gen_in_child(queue) -> None:
-    from django.core.management import call_command
-
-    from chartbuild.build import render
-
-    connections.close_all()  # the parent's, inherited by fork: the child opens its own
-    try:
-        call_command("gen", "users")
-        queue.put("built")
-    except BaseException as exc:
-        queue.put(f"{type(exc).__name__}: {exc}")
-    finally:
-        render.shutdown()
-
-
-def test_a_build_started_in_a_worker_process_runs(settings, tmp_path):
+def test_a_build_started_in_a_worker_process_runs(monkeypatch, tmp_path):
     """A task queue's worker (django-q, huey, celery) is a multiprocessing child: its
     ``call_command("gen", ...)`` builds like any other process's."""
-    settings.CHARTBUILD_OUTPUT_DIR = tmp_path / "charts"
-    settings.CHARTBUILD_STATE_DIR = tmp_path / "state"
-    settings.CHARTBUILD_PARALLEL = 1
+    from tests import worker
+    from tests.doit import database_url
+
     User.objects.create(username="ada")
-    connections.close_all()
-    context = multiprocessing.get_context("fork")
+    monkeypatch.setenv("DATABASE_URL", database_url())  # the test database, for the child
+    context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    child = context.Process(target=_gen_in_child, args=(queue,))
+    overrides = {
+        "CHARTBUILD_OUTPUT_DIR": tmp_path / "charts",
+        "CHARTBUILD_STATE_DIR": tmp_path / "state",
+        "CHARTBUILD_PARALLEL": 1,
+    }
+    child = context.Process(target=worker.gen, args=(queue, overrides))
     child.start()
     said = queue.get(timeout=120)
     child.join(30)
