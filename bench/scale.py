@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         for generator in cat.generators:
             for declaration in generator.declarations:
                 files, _ = actions.make(generator, declaration)
-                outputs.publish(files)
+                outputs.replace_set(files)
         for generator in cat.generators:
             pages.write(generator, [d.name for d in generator.declarations])
         manifest_file.write(cat)

@@ -9,7 +9,7 @@ from django.utils import timezone
 from mqueue.models import MEvent
 
 from chartbuild.export import exporter as exporter_module
-from chartbuild.export.exporter import Cursor, Exporter
+from chartbuild.export.exporter import ExportCursor, Exporter
 from chartbuild.models import Change
 from demo.shop.models import Order, Product
 
@@ -31,7 +31,7 @@ def stamps(exp):
 
 
 def state(exp, source):
-    return Cursor.load(exp.cursor_path).sources[source]
+    return ExportCursor.load(exp.cursor_path).sources[source]
 
 
 def settle(exp):

@@ -27,10 +27,10 @@ def failing_on(monkeypatch, name: str, code: int = errno.ENOSPC):
 
 def test_a_set_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
     old = {tmp_path / name: f"old {name}" for name in ("a.vl.json", "a.svg", "a.html")}
-    outputs.publish(old)
+    outputs.replace_set(old)
     failing_on(monkeypatch, "a.html")
     with pytest.raises(OutputError) as caught:
-        outputs.publish({path: f"new {path.name}" for path in old})
+        outputs.replace_set({path: f"new {path.name}" for path in old})
     assert {p: p.read_text() for p in old} == {p: f"old {p.name}" for p in old}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.html", "a.svg", "a.vl.json"]
     assert "a.html" in str(caught.value) and "the disk is full" in str(caught.value)
@@ -38,9 +38,9 @@ def test_a_set_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
 
 def test_unchanged_files_are_left_alone(tmp_path):
     path = tmp_path / "a.svg"
-    assert outputs.publish({path: "<svg/>"}) == [path]
+    assert outputs.replace_set({path: "<svg/>"}) == [path]
     mtime = path.stat().st_mtime_ns
-    assert outputs.publish({path: "<svg/>"}) == []
+    assert outputs.replace_set({path: "<svg/>"}) == []
     assert path.stat().st_mtime_ns == mtime
 
 

@@ -45,9 +45,9 @@ def test_strings_and_names(permission, who, allowed):
 
 def test_the_declaration_then_the_generator_then_the_default(settings):
     settings.CHARTBUILD_DEFAULT_PERMISSION = "signed_in"
-    assert permissions.of(generator(), "n") == "signed_in"
-    assert permissions.of(generator(module_wide="staff"), "n") == "staff"
-    assert permissions.of(generator("anyone", "staff"), "n") == "anyone"
+    assert permissions.guarding(generator(), "n") == "signed_in"
+    assert permissions.guarding(generator(module_wide="staff"), "n") == "staff"
+    assert permissions.guarding(generator("anyone", "staff"), "n") == "anyone"
 
 
 def test_a_permission_that_cannot_be_decided_lets_nobody_in(caplog):

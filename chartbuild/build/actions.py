@@ -5,9 +5,9 @@ in doit's main thread or (in a parallel build) in its worker threads:
 
 - :func:`export` takes the build lock for the rest of the run and turns new changes into
   stamps (:mod:`chartbuild.export.exporter`);
-- :func:`build` makes one chart or number: runs its function, checks what its queries
+- :func:`build_item` makes one chart or number: runs its function, checks what its queries
   read, converts and renders the result, and replaces its outputs as a set
-  (:func:`chartbuild.publish.outputs.publish`): a failure leaves the previous outputs in place;
+  (:func:`chartbuild.publish.outputs.replace_set`): a failure leaves the previous outputs in place;
 - :func:`dashboard` and :func:`manifest` write a generator's page and ``manifest.json``
   once per build, after the charts they list;
 - :func:`finish` (the export task's teardown, run at the very end) writes the dashboards
@@ -123,7 +123,7 @@ def _warn_uncaptured(session: Session, models: list[str], using: str) -> None:
 # -- one chart or number ----------------------------------------------------------------
 
 
-def build(session: Session, generator_name: str, name: str) -> None:
+def build_item(session: Session, generator_name: str, name: str) -> None:
     """Build one chart or number; raise :class:`ChartError` if it fails."""
     session.check_process()
     generator = session.catalog.generator(generator_name)
@@ -135,7 +135,7 @@ def build(session: Session, generator_name: str, name: str) -> None:
     previous = outputs.read_record(generator_name, name)
     try:
         files, read = make(generator, declaration)
-        outputs.publish(files)
+        outputs.replace_set(files)
     except ChartbuildError as exc:
         failed = dataclasses.replace(previous, error=str(exc), failed_at=now())
         with contextlib.suppress(OSError):  # the failure itself is what must be told
@@ -189,7 +189,7 @@ def make(
             raise ChartError(f"{text} (CHARTBUILD_STRICT_READS is on)")
         logger.warning(text)
     out = conf.output_dir()
-    paths = [out / p for p in outputs.of(generator.name, declaration)]
+    paths = [out / p for p in outputs.paths(generator.name, declaration)]
     if declaration.kind == "number":
         return {paths[0]: content}, read
     try:

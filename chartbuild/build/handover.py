@@ -96,7 +96,7 @@ def save() -> None:
 
     using = conf.database()
     state_dir = conf.state_dir()
-    cursor = exporter.Cursor.load(exporter.cursor_path(state_dir))
+    cursor = exporter.ExportCursor.load(exporter.cursor_path(state_dir))
     if cursor is None:
         return  # nothing exported yet: nothing a successor could take over
     stamps = {
@@ -149,7 +149,7 @@ def _objects(generator: str, declaration: Declaration, entry: dict[str, Any]) ->
     if not isinstance(found, dict):
         return {}
     allowed = {
-        *outputs.of(generator, declaration),
+        *outputs.paths(generator, declaration),
         outputs.page(generator, declaration),
         *outputs.extra_csvs(generator, declaration.name, len(found)),
     }

@@ -173,9 +173,9 @@ def task_charts() -> Iterator[Task]:
             yield {
                 "basename": name,
                 "doc": doc,
-                "actions": [(_run, [actions.build, build, generator.name, declaration.name])],
+                "actions": [(_run, [actions.build_item, build, generator.name, declaration.name])],
                 "file_dep": [*(stamps[m] for m in declaration.models), *source],
-                "targets": [out + p for p in outputs.of(generator.name, declaration)],
+                "targets": [out + p for p in outputs.paths(generator.name, declaration)],
                 "clean": True,
                 **UNCAPTURED,
             }

@@ -103,7 +103,7 @@ class SourceState:
 
 
 @dataclass
-class Cursor:
+class ExportCursor:
     """What the exporter remembers between runs (stored as JSON)."""
 
     epoch: str = field(default_factory=lambda: secrets.token_hex(4))
@@ -111,7 +111,7 @@ class Cursor:
     generations: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: Path) -> Cursor | None:
+    def load(cls, path: Path) -> ExportCursor | None:
         """The saved cursor, or ``None`` if there is none that this version can use."""
         try:
             data = json.loads(path.read_text())
@@ -384,12 +384,12 @@ class Exporter:
     def run(self) -> ExportResult:
         """Export once: query, write the stamps that changed, save the cursor, prune."""
         sources = self.sources()
-        cursor = Cursor.load(self.cursor_path)
+        cursor = ExportCursor.load(self.cursor_path)
         if cursor is not None and not all(self._anchor_holds(s, cursor) for s in sources):
             logger.warning("the change tables were replaced or flushed: every chart is rebuilt")
             cursor = None
         if cursor is None:
-            cursor = Cursor()
+            cursor = ExportCursor()
         # Before reading: no other exporter may prune what this one has not settled yet.
         consumers = Consumers(self.using, consumer_name(self.state_dir))
         floor = consumers.register(
@@ -421,7 +421,7 @@ class Exporter:
         write_if_changed(self.cursor_path, cursor.dumps(), durable=True)
 
         try:
-            consumers.read({name: state.read for name, state in cursor.sources.items()})
+            consumers.note_read({name: state.read for name, state in cursor.sources.items()})
         except DatabaseError as exc:  # only `manage.py chartbuild status` reads it
             logger.warning("cannot record what this export read: %s", exc)
         try:
@@ -446,7 +446,7 @@ class Exporter:
             else:
                 pending.append((top, mark, at))
                 if holding:
-                    horizon.held(holding, at)
+                    horizon.warn_held(holding, at)
         pending = [c for c in pending if c[0] > watermark]
 
         rows, added = source.read(state.watermark, watermark)
@@ -477,13 +477,13 @@ class Exporter:
         )
 
     @staticmethod
-    def _anchor_holds(source: Source, cursor: Cursor) -> bool:
+    def _anchor_holds(source: Source, cursor: ExportCursor) -> bool:
         state = cursor.sources.get(source.name)
         if state is None or state.anchor is None:
             return True
         return source.anchor(state.anchor[0]) == state.anchor
 
-    def _prune(self, sources: list[Source], cursor: Cursor, floor: dict[str, int]) -> None:
+    def _prune(self, sources: list[Source], cursor: ExportCursor, floor: dict[str, int]) -> None:
         """Delete the records every exporter of this database has settled.
 
         Below the smallest registered watermark, which also keeps every exporter's anchor
@@ -548,7 +548,7 @@ class Consumers:
         live = [row for name, row in rows.items() if name not in gone]
         return {key: min(getattr(row, key) for row in live) for key in values}
 
-    def read(self, newest: dict[str, int]) -> None:
+    def note_read(self, newest: dict[str, int]) -> None:
         """Record the newest record of each source this export read, if it read new ones."""
         from django.utils import timezone
 

@@ -48,7 +48,7 @@ class Horizon:
     def mark(self) -> list[str]:
         return []
 
-    def held(self, names: set[str], since: float) -> None:
+    def warn_held(self, names: set[str], since: float) -> None:
         """Called with the busy names of a checkpoint taken at ``since`` (a timestamp)."""
 
     @staticmethod
@@ -93,7 +93,7 @@ class PostgresHorizon(Horizon):
             oid, lockers = cursor.fetchone()
         return None if oid is None else sorted(lockers)
 
-    def held(self, names: set[str], since: float) -> None:
+    def warn_held(self, names: set[str], since: float) -> None:
         held_for = time.time() - since
         fresh = names - _named
         if held_for < HELD_TOO_LONG or not fresh:

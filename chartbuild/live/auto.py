@@ -48,7 +48,7 @@ class Auto(DoitCmdBase):  # type: ignore[misc]
             self.outstream.flush()
 
         leadership = leader.for_builder(conf.database(), say=say)
-        heap = Heap()
+        freezer = Freezer()
 
         def build(tasks: list[str] = args) -> BuildResult:
             if leadership is not None:
@@ -60,14 +60,14 @@ class Auto(DoitCmdBase):  # type: ignore[misc]
             result = runner.build(
                 tasks, loader=DodoTaskLoader(), loader_args=["-f", str(dodo)], reset=bool(replaced)
             )
-            heap.settle()
+            freezer.settle()
             return result
 
         def sources() -> list[Path]:
             return [dodo, *(g.path for g in catalog.load().generators if g.path)]
 
         def reload(paths: set[Path]) -> None:
-            heap.thaw()  # the old generators' modules may be garbage now
+            freezer.thaw()  # the old generators' modules may be garbage now
             if dodo in paths:
                 sys.modules.pop(dodo.stem, None)
 
@@ -140,7 +140,7 @@ def warm_up() -> None:
                 catalog.import_generator(generator.module)
 
 
-class Heap:
+class Freezer:
     """Keeps a long-lived builder's settled objects out of the garbage collector's way.
 
     After its first build, nearly all of a watcher's objects stay for good: Django, Altair

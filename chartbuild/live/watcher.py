@@ -81,6 +81,24 @@ class _Handler(FileSystemEventHandler):
                 self.watcher.notice(Path(str(path)))
 
 
+class Outage:
+    """Why builds cannot run, said once while the same reason lasts, and when it ends."""
+
+    def __init__(self) -> None:
+        self.reason = ""
+
+    def still(self, reason: str) -> bool:
+        """Note that a build could not run for ``reason``; whether that is news to say."""
+        news = reason != self.reason
+        self.reason = reason
+        return news
+
+    def over(self) -> str:
+        """A build ran: the reason that has just ended ("" if builds were running)."""
+        ended, self.reason = self.reason, ""
+        return ended
+
+
 class Watcher:
     """Runs ``build`` once, then again after every trigger, until :meth:`stop`."""
 
@@ -118,7 +136,7 @@ class Watcher:
         self._watched: set[Path] = set()
         self._folders: set[Path] = set()
         self._last_report = ""
-        self._not_run = ""
+        self._outage = Outage()
         self._observer = Observer()
         self.builds = 0
 
@@ -210,7 +228,7 @@ class Watcher:
         if result.code and not result.charts and _export_failed(result):
             self._not_running(stamp, why, report)  # nothing could be exported: said once
             return
-        recovered, self._not_run = bool(self._not_run), ""
+        recovered = bool(self._outage.over())
         repeated = bool(report) and report == self._last_report and not result.charts
         self._last_report = report
         if repeated:
@@ -223,9 +241,8 @@ class Watcher:
 
     def _not_running(self, stamp: str, why: str, reason: str) -> None:
         """Report a build that could not run, unless it is the same reason as last time."""
-        if reason != self._not_run:
+        if self._outage.still(reason):
             self._say(f"[{stamp}] {why}: build not run (retrying at every trigger): {reason}")
-        self._not_run = reason
 
     def _say(self, text: str) -> None:
         self.out.write(text.rstrip() + "\n")

@@ -62,7 +62,7 @@ def entries(
 def _built(generator: str, declaration: Any) -> dict[str, Any]:
     out = conf.output_dir()
     record = outputs.read_record(generator, declaration.name)
-    paths = outputs.of(generator, declaration) + outputs.extra_csvs(
+    paths = outputs.paths(generator, declaration) + outputs.extra_csvs(
         generator, declaration.name, record.data_sets
     )
     if declaration.kind == "chart":

@@ -34,7 +34,7 @@ PACKAGE_ASSETS = ("chartbuild.js", "chartbuild.css")
 ASSETS = ("vega.js", *PACKAGE_ASSETS)
 
 
-def of(generator: str, declaration: Declaration) -> list[str]:
+def paths(generator: str, declaration: Declaration) -> list[str]:
     """Output paths of one chart or number, relative to the output directory.
 
     Its first: the spec (chart) or the value (number). A chart's page is not among them
@@ -126,7 +126,7 @@ def assets() -> list[str]:
     return [f"{STATIC}/{name}" for name in ASSETS]
 
 
-def publish(files: dict[Path, str | bytes]) -> list[Path]:
+def replace_set(files: dict[Path, str | bytes]) -> list[Path]:
     """Replace ``files`` as a set; those whose content is unchanged are left alone.
 
     Returns the paths that were replaced. Raises :class:`OutputError` (with every target

@@ -163,7 +163,7 @@ def write(generator: catalog.Generator, built: Iterable[str]) -> list[str]:
     for declaration in generator.declarations:
         if declaration.kind != "chart":
             continue
-        spec_path = out / outputs.of(generator.name, declaration)[0]
+        spec_path = out / outputs.paths(generator.name, declaration)[0]
         page = out / outputs.page(generator.name, declaration)
         if not (every or declaration.name in wanted or _behind(page, spec_path)):
             continue
@@ -193,7 +193,7 @@ def write_dashboard(generator: catalog.Generator) -> bool:
     charts, numbers = [], []
     newest = ""
     for declaration in generator.declarations:
-        first = out / outputs.of(generator.name, declaration)[0]
+        first = out / outputs.paths(generator.name, declaration)[0]
         try:
             data = json.loads(first.read_text())
         except (FileNotFoundError, ValueError):

@@ -54,7 +54,7 @@ NAMED: dict[str, Callable[[Any], bool]] = {
 }
 
 
-def of(generator: catalog.Generator, name: str) -> Permission:
+def guarding(generator: catalog.Generator, name: str) -> Permission:
     """The permission that guards chart or number ``name`` of ``generator``."""
     declared = generator.get(name).permission
     if declared == CALLABLE:
@@ -90,7 +90,7 @@ def may_see(user: Any, generator: catalog.Generator, name: str) -> bool:
     or a callable that raises lets nobody in, and is logged.
     """
     try:
-        return allows(of(generator, name), user)
+        return allows(guarding(generator, name), user)
     except Exception:
         logger.exception("cannot decide who may see %s.%s: nobody may", generator.name, name)
         return False

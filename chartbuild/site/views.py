@@ -255,7 +255,16 @@ def _json(request: HttpRequest, data: dict[str, Any]) -> HttpResponseBase:
     if response is None:
         response = HttpResponse(body, content_type="application/json")
     response["ETag"] = etag
-    patch_cache_control(response, private=True, no_cache=True)
+    return _revalidated(response)
+
+
+def _revalidated(response: HttpResponseBase, *, public: bool = False) -> HttpResponseBase:
+    """Kept by browsers (and, ``public``, by shared caches) and asked for again each time:
+    a rebuild shows at once, an unchanged file is a 304."""
+    if public:
+        patch_cache_control(response, public=True, no_cache=True)
+    else:
+        patch_cache_control(response, private=True, no_cache=True)
     return response
 
 
@@ -291,11 +300,7 @@ def serve(
             response = FileResponse(stream, content_type=content_type)
     response["ETag"] = etag
     response["Last-Modified"] = http_date(last_modified)
-    if public:
-        patch_cache_control(response, public=True, no_cache=True)
-    else:
-        patch_cache_control(response, private=True, no_cache=True)
-    return response
+    return _revalidated(response, public=public)
 
 
 def serve_stored(
@@ -322,11 +327,7 @@ def serve_stored(
             raise Http404(f"{name} is gone (a newer build replaced it): try again") from None
         response = FileResponse(stream, content_type=content_type)
     response["ETag"] = etag
-    if public:
-        patch_cache_control(response, public=True, no_cache=True)
-    else:
-        patch_cache_control(response, private=True, no_cache=True)
-    return response
+    return _revalidated(response, public=public)
 
 
 #: Rows of a data set the chart page shows as a table; the CSV has them all.

@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from chartbuild.build import interrupts, runner
 from chartbuild.exceptions import ChartbuildError
 from chartbuild.live import leader, reconnect
+from chartbuild.live.watcher import Outage
 
 
 def minutes(value: str) -> float:
@@ -48,7 +49,7 @@ class Command(BaseCommand):
         interrupts.install()
         stop = threading.Event()
         reconnect.watch()
-        self.not_run = ""
+        self.outage = Outage()
         leadership = leader.for_builder(say=(lambda text: None) if quiet else self.stdout.write)
         try:
             while not stop.is_set():
@@ -73,15 +74,14 @@ class Command(BaseCommand):
         if "export" in result.failures and not result.charts:
             self.report_not_run(result.failure_report())
             return
-        if self.not_run:
-            self.stdout.write("builds again after: " + self.not_run.splitlines()[0])
-            self.not_run = ""
+        ended = self.outage.over()
+        if ended:
+            self.stdout.write("builds again after: " + ended.splitlines()[0])
         if not result.ok:
             self.stderr.write(f"{result.summary()}\n{result.failure_report()}")
         elif not quiet:
             self.stdout.write(result.summary())
 
     def report_not_run(self, reason: str) -> None:
-        if reason != self.not_run:
+        if self.outage.still(reason):
             self.stderr.write(f"build not run (retrying at every scheduled build): {reason}")
-        self.not_run = reason
