@@ -92,8 +92,9 @@ def flush() -> None:
         sync_folder(Path(folder))
 
 
-def _sync(name: str) -> None:
-    """Sync one written file (gone since, replaced again: nothing to sync)."""
+def _sync(name: str | Path) -> None:
+    """Sync one written file or folder (gone since: nothing to sync; where the platform
+    cannot sync a folder, nothing is)."""
     try:
         fd = os.open(name, os.O_RDONLY)
     except OSError:
@@ -108,16 +109,7 @@ def _sync(name: str) -> None:
 
 def sync_folder(path: Path) -> None:
     """Make the renames done in folder ``path`` durable (where the platform allows it)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    _sync(path)
 
 
 def remove_temporary(folders: Iterable[Path], *, spare: Iterable[str] = ()) -> list[Path]:

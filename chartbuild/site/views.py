@@ -136,6 +136,15 @@ def _generator(request: HttpRequest, name: str) -> Any:
     return found
 
 
+def _visible(request: HttpRequest, generator: str) -> tuple[Any, list[site.Item]]:
+    """Generator ``generator`` and what the user may see of it (something, or no entry)."""
+    gen = _generator(request, generator)
+    visible = site.items(request.user, gen)
+    if not visible:
+        _deny(request)
+    return gen, visible
+
+
 def _item(request: HttpRequest, generator: str, name: str) -> site.Item:
     gen = _generator(request, generator)
     entry = site.item(gen, name)
@@ -162,10 +171,7 @@ def index(request: HttpRequest) -> HttpResponse:
 @_guarded
 def dashboard(request: HttpRequest, generator: str) -> HttpResponse:
     """The charts and numbers of one generator that the user may see."""
-    gen = _generator(request, generator)
-    visible = site.items(request.user, gen)
-    if not visible:
-        _deny(request)
+    gen, visible = _visible(request, generator)
     context = {
         "generator": gen,
         "numbers": [entry for entry in visible if entry.kind == "number"],
@@ -232,10 +238,7 @@ def asset(request: HttpRequest, filename: str) -> HttpResponseBase:
 @_guarded
 def state(request: HttpRequest, generator: str) -> HttpResponseBase:
     """What a live page of a generator polls: each visible item's version (304 if unchanged)."""
-    gen = _generator(request, generator)
-    visible = site.items(request.user, gen)
-    if not visible:
-        _deny(request)
+    _, visible = _visible(request, generator)
     return _json(request, {"items": site.state(visible)})
 
 
