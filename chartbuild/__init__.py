@@ -1,7 +1,7 @@
 """chartbuild: Django charts and key numbers as make-style targets of model changes.
 
 Declare charts and numbers in a generator module with :func:`chart` and :func:`number`;
-``chartbuild.build.tasks`` gives doit the task graph; ``chartbuild.build.runner.build`` runs it from
+``chartbuild.tasks`` gives doit the task graph; ``chartbuild.build.runner.build`` runs it from
 Python.
 """
 
