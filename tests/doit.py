@@ -131,6 +131,7 @@ class Build:
         logger = logging.getLogger("chartbuild")
         with (
             override_settings(**settings_from(self.env, settings.TEMPLATES)),
+            self.environment(),
             self.importable(),
             contextlib.redirect_stdout(stdout),
             contextlib.redirect_stderr(stderr),
@@ -156,6 +157,21 @@ class Build:
         if args and args[0] in ("list", "info", "clean", "forget"):
             return [args[0], *args[1:]]
         return [*(["--reporter", "json"] if json_report else []), *args]
+
+    @contextlib.contextmanager
+    def environment(self) -> Iterator[None]:
+        """The test knobs a generator may read from the environment itself, set meanwhile."""
+        knobs = {k: v for k, v in self.env.items() if k.startswith("CHARTBUILD_TEST_")}
+        before = {k: os.environ.get(k) for k in knobs}
+        os.environ.update(knobs)
+        try:
+            yield
+        finally:
+            for key, value in before.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
     @contextlib.contextmanager
     def importable(self) -> Iterator[None]:
