@@ -1,7 +1,7 @@
 """The site's pages in a real browser: headless Chromium through its WebDriver, offline.
 
 Signed in as the demo's staff user, a dashboard stays open while a change is saved and
-built; its number and its chart change without a reload. The pages (and the 403 page)
+built; its number and its chart change without a reload. The pages (and the 404 page)
 fit a wide screen and a phone's, in the reader's light and dark themes: no overflow, no
 number that breaks or leaves its card, each chart's title once, numbers right-aligned in
 the data table, no error in the console (a favicon included). With
@@ -142,7 +142,7 @@ def test_an_open_dashboard_follows_a_rebuild(driver, served, build):
 
 
 #: The pages the look is checked on, as (user, path): both dashboards, a chart page, a number
-#: page, the index, and a page the shop's user may not see (403).
+#: page, the index, and a page the shop's user may not see (404).
 LOOKED_AT = [
     ("staff", "/charts/"),
     ("staff", "/charts/shop/"),
@@ -203,7 +203,7 @@ return {
 
 
 def console_errors(driver, url: str, status: int) -> list[str]:
-    """What the page logged as errors, but the page's own status (403 for a 403 page)."""
+    """What the page logged as errors, but the page's own status (404 for a 404 page)."""
     own = f"{url} - Failed to load resource: the server responded with a status of {status}"
     return [
         entry["message"]
@@ -250,7 +250,7 @@ def test_the_pages_fit_a_wide_screen_and_a_phone_in_light_and_dark(driver, serve
             driver.delete_all_cookies()
             sign_in(driver, served, "/charts/", username=user)
             signed_in = user
-        status = 403 if user == "shopper" else 200
+        status = 404 if user == "shopper" else 200
         for scheme in ("light", "dark"):
             driver.execute_cdp_cmd(
                 "Emulation.setEmulatedMedia",
@@ -266,7 +266,7 @@ def test_the_pages_fit_a_wide_screen_and_a_phone_in_light_and_dark(driver, serve
                 all_drawn(driver)
                 time.sleep(0.3)  # charts take their cards' width, numbers fit them
                 name = path.strip("/").removeprefix("charts").strip("/").replace("/", "-")
-                name = f"{name or 'index'}{'-403' if status == 403 else ''}-{width}-{scheme}"
+                name = f"{name or 'index'}{'-404' if status == 404 else ''}-{width}-{scheme}"
                 whole_page(driver, width, folder / f"{name}.png")
                 where = f"{path} as {user}, {width} px, {scheme}"
                 look = driver.execute_script(LOOK)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import pytest
@@ -68,7 +69,7 @@ def test_a_shop_user_sees_the_shop_only(site):
     for url in SHOP:
         assert client.get(url).status_code == 200, url
     for url in USERS:
-        assert client.get(url).status_code == 403, url
+        assert client.get(url).status_code == 404, url
     entries = client.get("/charts/manifest.json").json()["entries"]
     assert entries and {e["generator"] for e in entries} == {"shop"}
     index = client.get("/charts/").content.decode()
@@ -93,7 +94,7 @@ def test_a_dashboard_shows_only_what_the_user_may_see(site):
         client_for("shopper2", perms=("view_order",))
         .get("/charts/shop/orders_by_status.svg")
         .status_code
-        == 403
+        == 404
     )
 
 
@@ -117,10 +118,10 @@ def test_paths_outside_the_declared_outputs_are_not_found(site):
         assert client.get(url).status_code == 404, url
 
 
-def test_403_and_404_are_pages_of_the_site_with_a_way_back_and_a_sign_out(site):
+def test_not_found_is_a_page_of_the_site_with_a_way_back_and_a_sign_out(site):
     shopper = client_for("shopper", perms=("view_order",))
     for url, status, says in [
-        ("/charts/users/", 403, "You may not see this"),
+        ("/charts/users/", 404, "Not found"),
         ("/charts/nothing/", 404, "Not found"),
         ("/charts/shop/nothing/", 404, "Not found"),
     ]:
@@ -166,11 +167,46 @@ def test_a_login_url_the_project_sets_is_kept(site, settings, login_url, locatio
     assert found.status_code == 302 and found["Location"].startswith(f"{location}?next=")
 
 
-def test_a_403_page_signs_out(site):
+def test_a_not_found_page_signs_out(site):
     client = client_for("shopper", perms=("view_order",))
-    assert client.get("/charts/users/").status_code == 403
+    assert client.get("/charts/users/").status_code == 404
     assert client.post("/charts/logout/").status_code == 302
     assert client.get("/charts/users/").status_code == 302  # to the sign-in page
+
+
+def unmasked(page: bytes) -> bytes:
+    """``page`` without its CSRF token (masked afresh on every page)."""
+    return re.sub(rb'name="csrfmiddlewaretoken" value="[^"]+"', b"", page)
+
+
+def test_a_name_one_may_not_see_answers_as_one_that_does_not_exist(site):
+    site.gens.joinpath("shop.py").write_text(
+        site.gens.joinpath("shop.py")
+        .read_text()
+        .replace(
+            "@chart(models=[Order])\ndef orders_by_status",
+            "@chart(models=[Order], permission='staff')\ndef orders_by_status",
+        )
+    )
+    assert site.run().returncode == 0
+    shopper = client_for("shopper", perms=("view_order",))
+    for hidden, missing in [
+        ("/charts/users/", "/charts/nobody/"),
+        ("/charts/users/total_users/", "/charts/nobody/total_users/"),
+        ("/charts/users/total_users.json", "/charts/nobody/total_users.json"),
+        ("/charts/users/state.json", "/charts/nobody/state.json"),
+        ("/charts/shop/orders_by_status/", "/charts/shop/orders_by_nothing/"),
+        ("/charts/shop/orders_by_status.svg", "/charts/shop/orders_by_nothing.svg"),
+    ]:
+        seen, absent = shopper.get(hidden), shopper.get(missing)
+        assert (seen.status_code, absent.status_code) == (404, 404), hidden
+        assert unmasked(seen.content) == unmasked(absent.content), hidden
+        assert dict(seen.headers) == dict(absent.headers), hidden
+    boss = client_for("boss", staff=True)  # staff without shop.view_order read why
+    assert (
+        "you may not see shop.revenue_per_month"
+        in boss.get("/charts/shop/revenue_per_month/").content.decode()
+    )
 
 
 def test_only_staff_read_why_something_is_not_found(site):
@@ -234,7 +270,7 @@ def test_the_web_server_sends_the_file_when_told_to(site, settings):
     response = client.get("/charts/shop/revenue_per_month.png")
     assert response["X-Sendfile"] == str(site.out / "shop" / "revenue_per_month.png")
     denied = client_for("nobody").get("/charts/shop/revenue_per_month.png")
-    assert denied.status_code == 403 and "X-Sendfile" not in denied
+    assert denied.status_code == 404 and "X-Sendfile" not in denied
 
 
 def test_anyone_may_be_let_in(site, settings):

@@ -2,12 +2,12 @@
 
 ``path("charts/", include("chartbuild.site.urls"))`` routes them. Every view checks who may
 see what (:mod:`chartbuild.site.permissions`): anonymous visitors are sent to the sign-in page
-(:func:`login_url`), signed-in users without permission get a 403 page in the site's
-look, and a name that does not exist a 404 page in it. Files are read from the build outputs, only
-by the names the catalog declares (nothing else of the output directory, let alone
-outside it, can be reached); they carry an ``ETag`` and ``Last-Modified`` and answer
-conditional requests with 304, or are handed to the web server with
-``CHARTBUILD_SENDFILE``. With ``STORAGES["chartbuild"]`` they are read from that storage
+(:func:`login_url`); a signed-in user gets the same 404 page, in the site's look, for a name
+they may not see as for one that does not exist, so names cannot be found by probing. Files
+are read from the build outputs, only by the names the catalog declares (nothing else of the
+output directory, let alone outside it, can be reached); they carry an ``ETag`` and
+``Last-Modified`` and answer conditional requests with 304, or are handed to the web server
+with ``CHARTBUILD_SENDFILE``. With ``STORAGES["chartbuild"]`` they are read from that storage
 instead, or the browser is sent to the storage's signed URL (see :mod:`chartbuild.publish.storage`).
 """
 
@@ -59,13 +59,13 @@ class _SignIn(Exception):
 
 
 class _Forbidden(Exception):
-    """A signed-in user asked for something they may not see."""
+    """A signed-in user asked for something they may not see: answered as not found."""
 
 
-def _deny(request: HttpRequest) -> NoReturn:
+def _deny(request: HttpRequest, what: str) -> NoReturn:
     if not request.user.is_authenticated:
         raise _SignIn
-    raise _Forbidden
+    raise _Forbidden(what)
 
 
 def login_url() -> str:
@@ -79,7 +79,7 @@ def login_url() -> str:
 def _guarded(view: Any) -> Any:
     """GET and HEAD only; anonymous visitors that need a user go to the sign-in page; a
     user who may not see something, or asks for what does not exist, gets the site's own
-    403 or 404 page."""
+    404 page, the same for both (only staff, and DEBUG for what is missing, read why)."""
 
     @functools.wraps(view)
     @require_safe
@@ -88,8 +88,9 @@ def _guarded(view: Any) -> Any:
             response: HttpResponseBase = view(request, *args, **kwargs)
         except _SignIn:
             return redirect_to_login(request.get_full_path(), login_url())
-        except _Forbidden:
-            return render(request, "chartbuild/site/403.html", status=403)
+        except _Forbidden as exc:
+            reason = str(exc) if request.user.is_staff else ""
+            return render(request, "chartbuild/site/404.html", {"reason": reason}, status=404)
         except Http404 as exc:
             # what is missing, for those who run the site (it names files and commands)
             reason = str(exc) if settings.DEBUG or request.user.is_staff else ""
@@ -141,7 +142,7 @@ def _visible(request: HttpRequest, generator: str) -> tuple[Any, list[site.Item]
     gen = _generator(request, generator)
     visible = site.items(request.user, gen)
     if not visible:
-        _deny(request)
+        _deny(request, f"you may see nothing of generator {generator!r}")
     return gen, visible
 
 
@@ -151,7 +152,7 @@ def _item(request: HttpRequest, generator: str, name: str) -> site.Item:
     if entry is None:
         _missing(request, f"generator {generator!r} has no chart or number {name!r}")
     if not site.may_see(request.user, entry):
-        _deny(request)
+        _deny(request, f"you may not see {entry.task}")
     return entry
 
 
@@ -160,7 +161,7 @@ def index(request: HttpRequest) -> HttpResponse:
     """The generators the user may see: title, number of charts, last build."""
     found = site.generators(request.user)
     if not found and not request.user.is_authenticated:
-        _deny(request)
+        _deny(request, "nothing to see")
     rows = [
         {"generator": gen, "count": len(visible), "built_at": site.last_build(visible)}
         for gen, visible in found
@@ -247,7 +248,7 @@ def manifest(request: HttpRequest) -> HttpResponseBase:
     """``manifest.json``, listing only what the user may see."""
     entries = site.manifest(request.user)
     if not entries and not request.user.is_authenticated:
-        _deny(request)
+        _deny(request, "nothing to see")
     return _json(request, {"entries": entries})
 
 
