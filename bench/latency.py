@@ -3,7 +3,8 @@
 Run ``scripts/demo`` first. Starts ``doit auto``, then ``--changes`` times creates a user
 and waits for ``charts/users/total_users.json`` to show it: with the hook (signal), then
 with polling only (the hook switched off in this process). Then times tracked saves with
-and without the hook in the same run. The users it creates are deleted at the end.
+and without the hook in the same run, and how long an idle ``doit auto`` takes to end on
+SIGTERM. The users it creates are deleted at the end.
 """
 
 from __future__ import annotations
@@ -71,9 +72,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"{label:13s} p50 {statistics.median(samples) * 1000:6.0f} ms"
                 f"   p95 {percentile(samples, 0.95) * 1000:6.0f} ms   over {len(samples)} changes"
             )
-    finally:
+        time.sleep(2)  # idle: nothing to build, nothing to wait for
+        stopping = time.perf_counter()
         auto.terminate()
         auto.wait(10)
+        report.append(f"idle doit auto ends {time.perf_counter() - stopping:.2f} s after SIGTERM")
+    finally:
+        if auto.poll() is None:
+            auto.terminate()
+            auto.wait(10)
 
     user = User.objects.create(username=f"bench-{time.time_ns()}")
     cost: dict[str, list[float]] = {"without hook": [], "with hook": []}

@@ -46,9 +46,15 @@ def write_if_changed(path: Path, data: bytes | str, *, durable: bool = False) ->
 
 
 def write_temporary(path: Path, content: bytes, *, durable: bool = False) -> str:
-    """Write ``content`` to a new temporary file beside ``path``; return its name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write ``content`` to a new temporary file beside ``path``; return its name.
+
+    An :class:`OSError` names ``path`` (a full disk says so at ``write()``, without a name).
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _naming(exc, path) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(content)
@@ -56,6 +62,9 @@ def write_temporary(path: Path, content: bytes, *, durable: bool = False) -> str
                 handle.flush()
                 os.fsync(handle.fileno())
         os.chmod(temporary, 0o644)
+    except OSError as exc:
+        discard(temporary)
+        raise _naming(exc, path) from None
     except BaseException:
         discard(temporary)
         raise
@@ -63,6 +72,13 @@ def write_temporary(path: Path, content: bytes, *, durable: bool = False) -> str
         with _pending_guard:
             _pending.add(str(path))  # its name: the temporary file is renamed to it
     return temporary
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """``exc``, naming the file that was to be written (not its temporary file)."""
+    if exc.filename is None or str(exc.filename).startswith(str(path.parent / f".{path.name}.")):
+        exc.filename = str(path)
+    return exc
 
 
 def discard(temporary: str) -> None:

@@ -40,10 +40,11 @@ class Consumer(models.Model):
     events = models.BigIntegerField(default=0)
     capture = models.BigIntegerField(default=0)
     seen = models.DateTimeField()
-    #: The newest record of each source its last export read (``manage.py chartbuild
-    #: status`` counts the records above as waiting).
-    events_read = models.BigIntegerField(default=0)
-    capture_read = models.BigIntegerField(default=0)
+    #: The newest record of each source that its last publication contains: what the
+    #: build that read it published (``manage.py chartbuild status`` counts the records
+    #: above as waiting, until a publication contains them).
+    events_published = models.BigIntegerField(default=0)
+    capture_published = models.BigIntegerField(default=0)
 
     class Meta:
         db_table = "chartbuild_consumer"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import json
 import logging
@@ -261,6 +262,19 @@ class Auto:
         self.process.send_signal(signal.SIGTERM)
         self.process.wait(10)
         return time.monotonic() - started
+
+
+def building(build: Build) -> bool:
+    """Whether a build holds ``build``'s build lock right now."""
+    if not (build.state / "build.lock").exists():
+        return False
+    with open(build.state / "build.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
 
 
 def wait_until(condition, timeout: float) -> float:

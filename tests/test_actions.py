@@ -3,7 +3,7 @@ import os
 import pytest
 
 from chartbuild.build import actions
-from chartbuild.build.tasks import ContentChecker
+from chartbuild.build.hashes import ContentChecker
 from chartbuild.declare.registry import Declaration
 from chartbuild.exceptions import ChartError
 
@@ -112,3 +112,44 @@ def test_the_teardown_writes_only_once_every_worker_thread_is_done(monkeypatch):
     assert threading.current_thread() is not worker
     actions.finish(build)  # doit's last call, once every thread has ended
     assert written == [1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_lost_mid_chart_is_one_line_with_its_cause_and_the_rest_builds(
+    postgres, tmp_path
+):
+    from django.contrib.auth.models import User
+    from django.db import connection
+
+    from tests.doit import Build, building, wait_until
+
+    User.objects.create(username="first")
+    build = Build(tmp_path, generators=["tests.generators.slow_query", "tests.generators.good"])
+    build.env["CHARTBUILD_PARALLEL"] = "1"
+    process = build.start(json_report=False)
+    try:
+        wait_until(lambda: building(build), timeout=30)
+
+        def terminated() -> bool:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    " AND query LIKE 'SELECT pg_sleep%%'"
+                )
+                return bool(cursor.fetchall())
+
+        wait_until(terminated, timeout=30)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode != 0
+    assert "Traceback" not in stdout + stderr
+    (failed,) = [line for line in stdout.splitlines() if "FAILED" in line]
+    assert failed.endswith(
+        "slow_query.slow FAILED: number slow_query.slow lost its database connection:"
+        " terminating connection due to administrator command"
+    )
+    assert not any(line.startswith("    ") for line in stdout.splitlines())  # no detail
+    assert "built 2, up to date 0, failed 1 (slow_query.slow)" in stdout.splitlines()[-1]

@@ -1,6 +1,5 @@
 """`doit auto`, for real: a watcher process, changes from this process, files on disk."""
 
-import fcntl
 import json
 import os
 import shutil
@@ -14,7 +13,7 @@ from django.db import connection
 
 from chartbuild.live import wakeup
 from demo.shop.models import Product
-from tests.doit import Auto, Build, database_url, wait_until
+from tests.doit import Auto, Build, building, database_url, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,19 +43,6 @@ def auto(request, settings, tmp_path):
 
 def users(build: Build) -> int:
     return json.loads((build.out / "users" / "total_users.json").read_text())["value"]
-
-
-def building(build: Build) -> bool:
-    """Whether a build holds the build lock right now."""
-    if not (build.state / "build.lock").exists():
-        return False
-    with open(build.state / "build.lock", "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return False
 
 
 def shop_mtimes(build: Build) -> dict:

@@ -416,15 +416,24 @@ def test_the_sqlite_export_refuses_to_run_inside_a_transaction(exporter):
         exporter.run()
 
 
-def test_an_export_records_what_it_read_only_when_it_read_something_new(exporter):
+def test_what_an_export_read_is_recorded_once_its_build_has_published_it(exporter):
     from chartbuild.models import Consumer
 
     before = Consumer.objects.get()
-    exporter.run()  # nothing new: nothing written
-    assert Consumer.objects.get().seen == before.seen
     User.objects.create(username="new")
-    exporter.run()
+    result = exporter.run()
+    unpublished = Consumer.objects.get()
+    assert (unpublished.events_published, unpublished.capture_published) == (
+        before.events_published,
+        before.capture_published,
+    )
+    consumers = exporter_module.Consumers(
+        "default", exporter_module.consumer_name(exporter.state_dir)
+    )
+    consumers.note_published(result.read)
     after = Consumer.objects.get()
-    assert after.events_read > before.events_read
-    assert after.capture_read > before.capture_read
+    assert after.events_published > before.events_published
+    assert after.capture_published > before.capture_published
     assert after.seen > before.seen
+    consumers.note_published(result.read)  # nothing new: nothing written
+    assert Consumer.objects.get().seen == after.seen

@@ -118,3 +118,32 @@ def test_charts_a_partial_build_left_behind_are_rebuilt_by_the_next_builder(post
     assert not [c for c in charts if c.startswith("users.")], line  # built from these inputs
     count = json.loads((two.out / "shop" / "orders_count.json").read_text())["value"]
     assert count == Order.objects.count() == 1
+
+
+def test_a_one_off_doit_after_another_hosts_publication_rebuilds_nothing(postgres, tmp_path):
+    """Every builder takes over the saved state, a one-off ``doit`` too: it rebuilds no
+    chart another host has published, and no manifest entry goes back in time."""
+    Product.objects.create(name="Dune", category="books", price="9.50")
+    User.objects.create(username="first")
+    shared = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(tmp_path / "published")},
+    }
+    one = host(tmp_path, "one", shared)
+    assert one.run().returncode == 0
+    User.objects.create(username="second")
+    assert one.run().returncode == 0  # the later publication: newer build times
+
+    def built_at() -> dict[str, str]:
+        published = json.loads((tmp_path / "published" / "manifest.json").read_text())
+        return {e["task"]: e["built_at"] for e in published["entries"]}
+
+    before = built_at()
+    two = host(tmp_path, "two", shared)
+    result = two.run(process=True)  # a one-off doit on another machine
+    assert result.returncode == 0, result.stderr
+    assert result.charts == set()
+    assert "took over the build state of " in result.stderr
+    after = built_at()
+    assert all(after[task] >= when for task, when in before.items()), (before, after)
+    assert json.loads((two.out / "users" / "total_users.json").read_text())["value"] == 2

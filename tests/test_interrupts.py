@@ -6,6 +6,10 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
+from tests.doit import Build, wait_until
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # A process whose exit is held up twice: a database's cancel request that does not
@@ -57,3 +61,35 @@ def test_sigterm_ends_the_process_by_the_deadline_whatever_holds_it_up():
     finally:
         if process.poll() is None:
             process.kill()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("parallel", ["1", "2"])
+def test_a_one_off_build_stopped_mid_chart_says_so_once_and_names_the_chart(tmp_path, parallel):
+    from django.contrib.auth.models import User
+
+    User.objects.create(username="first")
+    build = Build(tmp_path, generators=["tests.generators.slow_query"])
+    build.env["CHARTBUILD_PARALLEL"] = parallel
+    started = tmp_path / "started"
+    build.env["CHARTBUILD_TEST_STARTED"] = str(started)
+    process = build.start(json_report=False)
+    try:
+        wait_until(started.exists, timeout=60)
+        time.sleep(0.3)  # inside its query now
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 128 + signal.SIGTERM
+    assert "Traceback" not in stdout + stderr
+    said = [line for line in stderr.splitlines() if not line.startswith(("INFO ", "WARNING "))]
+    assert said == [
+        "chartbuild: stopped by SIGTERM; what was being built keeps its previous outputs,"
+        " and the next build makes it"
+    ]
+    summary = stdout.splitlines()[-1]
+    assert "failed 0" in summary
+    assert "interrupted 1 (slow_query.slow: the next build makes them)" in summary
+    assert "FAILED" not in stdout

@@ -14,7 +14,7 @@ from django.test import override_settings
 from chartbuild.build import dblock
 from chartbuild.live import leader
 from demo.shop.models import Product
-from tests.doit import REPO, Auto, Build, wait_until
+from tests.doit import REPO, Auto, Build, building, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -181,3 +181,90 @@ def status_text() -> str:
     out = io.StringIO()
     call_command("chartbuild", "status", stdout=out)
     return out.getvalue()
+
+
+def builder_sessions() -> int:
+    """The sessions of this test database but the test's own."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
+        return cursor.fetchone()[0]
+
+
+def test_a_builder_holds_its_threads_plus_two_connections_over_many_rebuilds(postgres, tmp_path):
+    """Its task threads', its leader's (which holds the build lock too) and its listener's."""
+    User.objects.create(username="first")
+    build = host(tmp_path, "one")
+    build.env["CHARTBUILD_PARALLEL"] = "2"
+    auto = Auto(build)
+    try:
+        auto.wait_for("start:", timeout=120)
+        counts = []
+        for i in range(50):
+            User.objects.create(username=f"user{i}")
+            wait_until(lambda i=i: users(build) == i + 2, timeout=30)
+            counts.append(builder_sessions())
+        time.sleep(0.5)
+        counts.append(builder_sessions())
+    finally:
+        auto.stop()
+    assert max(counts) <= 2 + 2, counts
+
+
+def test_a_leader_frozen_mid_build_hands_over_once_its_session_ends(postgres, tmp_path):
+    """SIGSTOP in the middle of a build (a paused VM): once the leader's session is ended,
+    a standby leads and builds within CHARTBUILD_LEADER_RETRY + 1 s; the old leader,
+    resumed, publishes nothing."""
+    User.objects.create(username="first")
+    shared = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(tmp_path / "published")},
+    }
+    hold = tmp_path / "hold"
+    machines = []
+    for name in ("one", "two"):
+        build = Build(tmp_path / name, generators=["tests.generators.sleepy"])
+        build.env["CHARTBUILD_POLL_INTERVAL"] = "120"
+        build.env["CHARTBUILD_LEADER_RETRY"] = "1"
+        build.env["CHARTBUILD_TEST_STORAGE"] = json.dumps(shared)
+        build.env["CHARTBUILD_TEST_HOLD"] = str(hold)
+        machines.append(build)
+    published = tmp_path / "published" / "manifest.json"
+    one = Auto(machines[0])
+    two = None
+    try:
+        one.wait_for("leading: this builder builds")
+        one.wait_for("start:", timeout=120)
+        two = Auto(machines[1])
+        two.wait_for("standby:", timeout=60)
+        hold.touch()
+        User.objects.create(username="second")  # one builds, and is held in the middle
+        wait_until(lambda: building(machines[0]), timeout=10)
+        time.sleep(0.5)
+        one.process.send_signal(signal.SIGSTOP)
+        hold.unlink()
+        before = published.read_bytes()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND application_name LIKE %s",
+                [f"chartbuild leader % {one.process.pid} %"],
+            )
+            assert cursor.fetchall() == [(True,)]
+        ended = time.monotonic()
+        two.wait_for("leading: this builder builds", timeout=5)
+        two.wait_for("start:", timeout=30)
+        assert time.monotonic() - ended < 1 + 1 + 1.5  # retry + 1 s, and its build
+        assert published.read_bytes() != before
+        taken_over = published.read_bytes()
+        one.process.send_signal(signal.SIGCONT)
+        one.wait_for("lost", timeout=30)  # its build ends refused
+        time.sleep(1)
+        assert published.read_bytes() == taken_over  # the old leader published nothing
+    finally:
+        one.process.send_signal(signal.SIGCONT)
+        for auto in (one, two):
+            if auto is not None and auto.process.poll() is None:
+                auto.stop()

@@ -85,9 +85,11 @@ def test_without_a_manifest_every_record_is_read(dirs):
     assert written()["users.signups"]["built_at"] == "2026-03-03T00:00:00+00:00"
 
 
-def test_a_manifest_that_cannot_be_written_is_removed(dirs, monkeypatch):
+def test_a_manifest_that_cannot_be_written_leaves_the_previous_one(dirs, monkeypatch):
     manifest.write(CATALOG)
+    before = (dirs / "charts" / "manifest.json").read_bytes()
     built("users", "signups", "2026-03-03T00:00:00+00:00")
+    manifest.mark_due()
 
     def full(path, content, **options):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
@@ -95,7 +97,8 @@ def test_a_manifest_that_cannot_be_written_is_removed(dirs, monkeypatch):
     monkeypatch.setattr(files, "write_temporary", full)
     with pytest.raises(OSError):
         manifest.write(CATALOG, touched={"users"})
-    assert not (dirs / "charts" / "manifest.json").exists()  # not left to pass for current
+    assert (dirs / "charts" / "manifest.json").read_bytes() == before  # whole, as it was
+    assert manifest.is_due()
     monkeypatch.undo()
-    manifest.write(CATALOG, touched={"shop"})  # the next build reads every record
+    manifest.write(CATALOG)  # the next build: every record, as the mark asks
     assert written()["users.signups"]["built_at"] == "2026-03-03T00:00:00+00:00"

@@ -1,7 +1,9 @@
 """A chart's outputs are replaced as a set; a write that fails says what and where."""
 
 import errno
+import io
 import json
+import os
 
 import pytest
 from django.contrib.auth.models import User
@@ -13,16 +15,21 @@ from chartbuild.publish import outputs
 
 
 def failing_on(monkeypatch, name: str, code: int = errno.ENOSPC):
-    """Make writing the file called ``name`` fail as a full disk would."""
-    real = files.write_temporary
+    """Make writing the file called ``name`` fail as a full disk does: the kernel's
+    ``write()`` fails, and the error names no file."""
+    real = os.fdopen
 
-    def write(path, content, **options):
-        if path.name == name:
-            raise OSError(code, "No space left on device", str(path))
-        return real(path, content, **options)
+    class Full(io.BufferedWriter):
+        def write(self, data):
+            raise OSError(code, os.strerror(code))
 
-    monkeypatch.setattr(files, "write_temporary", write)
-    monkeypatch.setattr(outputs, "write_temporary", write)
+    def fdopen(fd, mode="r", *args, **kwargs):
+        temporary = files.TEMPORARY.match(os.path.basename(os.readlink(f"/proc/self/fd/{fd}")))
+        if "w" in mode and temporary and temporary["target"] == name:
+            return Full(io.FileIO(fd, "w"))
+        return real(fd, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "fdopen", fdopen)
 
 
 def test_a_set_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
@@ -33,7 +40,11 @@ def test_a_set_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
         outputs.replace_set({path: f"new {path.name}" for path in old})
     assert {p: p.read_text() for p in old} == {p: f"old {p.name}" for p in old}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.html", "a.svg", "a.vl.json"]
-    assert "a.html" in str(caught.value) and "the disk is full" in str(caught.value)
+    message = str(caught.value)
+    assert (
+        f"cannot write {tmp_path / 'a.html'}: the disk that holds the folder {tmp_path}" in message
+    )
+    assert "is full" in message
 
 
 def test_unchanged_files_are_left_alone(tmp_path):
@@ -47,9 +58,9 @@ def test_unchanged_files_are_left_alone(tmp_path):
 @pytest.mark.parametrize(
     ("code", "words"),
     [
-        (errno.ENOSPC, "the disk is full"),
-        (errno.EROFS, "read-only or not writable"),
-        (errno.ENOENT, "its directory vanished"),
+        (errno.ENOSPC, "the disk that holds the folder /srv/charts is full"),
+        (errno.EROFS, "the folder /srv/charts is read-only or not writable"),
+        (errno.ENOENT, "the folder /srv/charts vanished"),
     ],
 )
 def test_each_failure_says_what_to_do(code, words):
@@ -74,7 +85,8 @@ def test_a_full_disk_fails_the_build_with_a_message_and_the_next_build_repairs(
     result = runner.build()
     assert not result.ok
     failure = result.failures["users.signups_per_month"]
-    assert "signups_per_month.png" in failure and "the disk is full" in failure
+    png = tmp_path / "charts" / "users" / "signups_per_month.png"
+    assert f"cannot write {png}: the disk that holds the folder {png.parent} is full" in failure
     assert "Traceback" not in failure
     assert {p: p.read_bytes() for p in before} == before  # the old set, whole
     total = json.loads((tmp_path / "charts" / "users" / "total_users.json").read_text())
@@ -153,3 +165,8 @@ def test_a_csv_per_data_set_and_none_left_over(tmp_path):
 def test_text_a_spreadsheet_would_run_is_quoted():
     rows = [{"name": "=HYPERLINK(1)", "n": -3}, {"name": "@x", "n": 2.5}, {"name": "ok", "n": 1}]
     assert outputs.csv_text(rows) == "name,n\r\n'=HYPERLINK(1),-3\r\n'@x,2.5\r\nok,1\r\n"
+
+
+def test_a_header_a_spreadsheet_would_run_is_quoted_too():
+    rows = [{"=HYPERLINK(1)": 1, "@sum": 2, "n": 3}]
+    assert outputs.csv_text(rows) == "'=HYPERLINK(1),'@sum,n\r\n1,2,3\r\n"

@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 
 from chartbuild.build import lock
 from demo.shop.models import Order
-from tests.doit import REPO, Build, seed
+from tests.doit import REPO, Build, building, seed, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -309,3 +309,18 @@ def test_a_build_that_ended_before_its_manifest_leaves_it_due_for_the_next(build
     assert entries["users.total_users"]["built_at"] == "2030-01-01T00:00:00+00:00"
     assert not (build.state / "manifest.due").exists()
     assert "manifest" not in build.run().executed  # and then it is up to date again
+
+
+@pytest.mark.parametrize("parallel", ["1", "2"])
+def test_a_build_that_waited_rebuilds_nothing_the_first_one_built(tmp_path, parallel):
+    User.objects.create(username="first")
+    build = Build(tmp_path, generators=["tests.generators.sleepy", "tests.generators.good"])
+    build.env["CHARTBUILD_TEST_SLEEP"] = "2"
+    build.env["CHARTBUILD_PARALLEL"] = parallel
+    first = build.start()
+    wait_until(lambda: building(build), timeout=30)
+    second = build.start()  # it waits for the lock
+    done = [build.result(p, *p.communicate(timeout=300), True) for p in (first, second)]
+    assert [r.returncode for r in done] == [0, 0], done[1].stderr
+    assert done[0].charts == {"sleepy.sleepy", "good.users_chart", "good.user_count"}
+    assert done[1].charts == set()

@@ -34,11 +34,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from django.db import DatabaseError
+from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from doit.runner import MThreadRunner
 
 from chartbuild import conf, names
-from chartbuild.build import handover, interrupts, reads, render
+from chartbuild.build import handover, hashes, interrupts, reads, render
 from chartbuild.build.session import Session
 from chartbuild.declare import catalog, tables
 from chartbuild.declare.registry import Declaration
@@ -66,6 +66,12 @@ def export(session: Session, models: list[str]) -> tuple[str, ...]:
     if session.lock(conf.lock_timeout()) and session.one_off:
         # held until the process ends: after doit has saved its state
         atexit.register(session.release)
+    if session.reset:
+        exporter.forget(state_dir)  # every stamp changes: everything is rebuilt
+    else:
+        session.note = _adopt(session)
+        if session.note and session.one_off:
+            logger.info("%s", session.note)
     session.manifest_due = manifest_file.is_due() or storage.pending()
     if session.file_lock is not None and session.file_lock.inherited_crash:
         removed = remove_temporary([session.output_dir, state_dir], spare=["catalog.json"])
@@ -85,10 +91,54 @@ def export(session: Session, models: list[str]) -> tuple[str, ...]:
             "(mqueue's events and chartbuild's change log are tables). Nothing was exported; "
             "the next build retries."
         ) from exc
+    session.exported = result.read
     _warn_uncaptured(session, models, using)
     if result.changed and threading.current_thread() is not threading.main_thread():
         render.start_workers()  # charts will render in worker processes: start them now
     return result.changed
+
+
+def _adopt(session: Session) -> str:
+    """Take over the build state another builder saved, if this state directory does not
+    hold it yet, and record its charts as built in doit's state; say so ("" if there was
+    nothing to take over)."""
+    if session.state_db is None:
+        return ""  # doit keeps its state in a backend of its own: build as it says
+    try:
+        found = handover.adopt(session.hashes)
+    except handover.HalfAdopted as exc:
+        exporter.forget(session.state_dir)  # trust none of it: rebuild everything
+        return f"could not take over {exc}: rebuilding everything"
+    except Exception as exc:  # the database or the storage is out of reach: next time
+        return f"could not take over the saved build state now ({exc})"
+    if found is None:
+        return ""
+    try:
+        session.state_db.record_built(_built_states(session, found.built))
+    except Exception as exc:
+        exporter.forget(session.state_dir)
+        return f"could not record the charts taken over ({exc}): rebuilding everything"
+    session.adopted = found  # done once doit has saved its state (see finish)
+    return found.describe()
+
+
+def _built_states(session: Session, tasks: list[str]) -> dict[str, dict[str, Any]]:
+    """What doit's ``reset-dep`` stores of ``tasks``: each as built from its ``file_dep``
+    as they are now, so that this build runs it only if one of them changes."""
+    check = hashes.checker(session.hashes)()
+    states: dict[str, dict[str, Any]] = {}
+    for task in tasks:
+        deps = session.file_deps.get(task)
+        if deps is None:
+            continue  # not in this graph: it is built if it comes back
+        state: dict[str, Any] = {"_values_:": {}, "checker:": type(check).__name__}
+        for dep in deps:
+            found = check.get_state(dep, None)
+            if found is not None:
+                state[dep] = found
+        state["deps:"] = tuple(deps)
+        states[task] = state
+    return states
 
 
 #: The catalog keys whose capture this process has checked already.
@@ -137,6 +187,9 @@ def build_item(session: Session, generator_name: str, name: str) -> None:
         files, read = make(generator, declaration)
         outputs.replace_set(files)
     except ChartbuildError as exc:
+        if interrupts.requested():
+            raise  # stopped, not failed: its record and outputs stay as they were
+        session.failed = True
         failed = dataclasses.replace(previous, error=str(exc), failed_at=now())
         with contextlib.suppress(OSError):  # the failure itself is what must be told
             outputs.write_record(generator_name, name, failed)
@@ -221,8 +274,36 @@ def call(where: str, function: Any) -> Any:
             f"{where} called sys.exit({exc.code!r}): a chart function must return its chart"
         ) from None
     except BaseException as exc:
+        if interrupts.requested():  # its query was cancelled: the build is stopping
+            raise ChartError(f"{where} was interrupted") from None
+        lost = _lost_connection(exc)
+        if lost:  # the server or the network, not the chart's code: no traceback
+            raise ChartError(f"{where} lost its database connection: {lost}") from None
         detail = "".join(traceback.format_exception(exc))
         raise ChartError(f"{where} failed: {type(exc).__name__}: {exc}\n{detail}") from exc
+
+
+def _lost_connection(exc: BaseException) -> str:
+    """If ``exc`` is a database error that left a connection of this thread unusable (the
+    server ended its session, the network failed), its cause in one line, having closed
+    that connection so that the thread's next query connects afresh; else ""."""
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return ""  # a chart's own query that is wrong is told with its traceback
+    lost = False
+    for connection in connections.all(initialized_only=True):
+        if connection.connection is None or connection.in_atomic_block:
+            continue
+        try:
+            usable = connection.is_usable()
+        except Exception:
+            usable = False
+        if not usable:
+            lost = True
+            with contextlib.suppress(Exception):
+                connection.close()
+    if not lost:
+        return ""
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def chart_spec(where: str, value: Any) -> dict[str, Any]:
@@ -231,6 +312,9 @@ def chart_spec(where: str, value: Any) -> dict[str, Any]:
         try:
             spec = value.to_dict()
         except Exception as exc:
+            lost = _lost_connection(exc)  # a lazy queryset is evaluated here
+            if lost:
+                raise ChartError(f"{where} lost its database connection: {lost}") from None
             raise ChartError(f"{where} returned a chart that Altair cannot convert: {exc}") from exc
     elif isinstance(value, dict):
         spec = value
@@ -306,6 +390,7 @@ def manifest(session: Session) -> None:
         raise outputs.output_error(exc) from exc
     finally:  # tried once: a failure leaves it due for the next build, not for the teardown
         session.manifest_written = True
+    _note_published(session)
 
 
 def _write_manifest(session: Session) -> None:
@@ -315,6 +400,7 @@ def _write_manifest(session: Session) -> None:
         storage.publish(written, confirm=session.confirm)
         if handover.enabled():
             try:
+                session.state_saved = True  # the marker is this build's from here on
                 handover.save()
             except Exception as exc:  # a successor rebuilds more, no less
                 logger.warning("cannot save the build state for a successor: %s", exc)
@@ -337,13 +423,37 @@ def finish(session: Session) -> None:
     runs the build, when they are done. Only that last call writes.
     """
     if isinstance(threading.current_thread(), MThreadRunner.DaemonThread):
+        # This worker thread of doit's is done: its database connections go with it now,
+        # not when the garbage collector finds them (a long-lived builder would hold a
+        # few more after every build).
+        connections.close_all()
         return
     _write_what_was_held_back(session)
+    if session.adopted is not None and not session.state_saved:
+        # doit has saved the charts taken over as built: this state directory holds the
+        # saved state now (a publication of this build's saved a newer one already)
+        session.adopted.done()
     if session.one_off:
         # Its build is done and saved: spare the interpreter's exit its garbage
         # collections over the task graph, the catalog, Altair and every module loaded
         # (longer than a no-op build's own work). Frozen objects are freed with the process.
         gc.freeze()
+
+
+def _note_published(session: Session) -> None:
+    """Record that what this build exported is published (``status`` counts the lag up to
+    it): called once its manifest is written (and copied to the storage), so never by a
+    build of a few generators (``gen:<generator>``), nor one with a failed chart (whose
+    manifest is written by :func:`finish`), nor one that was stopped."""
+    if session.exported is None or session.failed or interrupts.requested():
+        return
+    using = conf.database()
+    try:
+        exporter.Consumers(using, exporter.consumer_name(session.state_dir)).note_published(
+            session.exported
+        )
+    except DatabaseError as exc:  # only `manage.py chartbuild status` reads it
+        logger.warning("cannot record what this build published: %s", exc)
 
 
 def _write_what_was_held_back(session: Session) -> None:

@@ -2,7 +2,9 @@
 
 Every build against the database, from any machine (a long-lived builder's, one-off
 ``doit`` runs, ``manage.py gen`` and the ``"build"`` hook) holds a session-level advisory
-lock while it runs, on a connection of its own (:class:`DatabaseLock`). So two builds
+lock while it runs (:class:`DatabaseLock`): a leading builder on its leader's session
+(:mod:`chartbuild.live.leader`), which it keeps from build to build, so that the two
+locks go together when that session ends; any other build on a connection of its own. So two builds
 never publish at once (a build confirms that its session still holds the lock before it
 publishes: :meth:`DatabaseLock.confirm`), and a one-off run waits for the build under way (up to
 ``CHARTBUILD_LOCK_TIMEOUT`` seconds; ``0`` fails at once, naming the build it met), then
@@ -93,14 +95,20 @@ def session_name(prefix: str, since: dt.datetime | None) -> str:
 class DatabaseLock:
     """The database's build lock, held by one build on a session of its own (:meth:`take`)."""
 
-    def __init__(self, wrapper: Any, lock_key: int) -> None:
+    def __init__(self, wrapper: Any, lock_key: int, *, own: bool = True) -> None:
         self._wrapper: Any = wrapper
         self._key = lock_key
+        #: Whether the session is the lock's own (closed to release it), or a leader's
+        #: (kept: the lock is given back with ``pg_advisory_unlock``).
+        self._own = own
         self._guard = threading.Lock()
 
     @classmethod
-    def take(cls, timeout: float, using: str | None = None) -> DatabaseLock | None:
-        """Wait up to ``timeout`` seconds for the build lock of database ``using``.
+    def take(
+        cls, timeout: float, using: str | None = None, *, on: Any = None
+    ) -> DatabaseLock | None:
+        """Wait up to ``timeout`` seconds for the build lock of database ``using``, on the
+        session ``on`` (a leader's, shared between threads) or on a new one.
 
         None when builders are not elected by PostgreSQL (``CHARTBUILD_LEADER = "file"``).
         Raises :class:`~chartbuild.exceptions.LockTimeout` naming the build under way if it
@@ -109,26 +117,29 @@ class DatabaseLock:
         using = using or conf.database()
         if not elects(using):
             return None
+        own = on is None
         try:
-            wrapper = session(using)
-            # confirmed, and closed, from whichever thread publishes or ends the build
-            wrapper.inc_thread_sharing()
+            wrapper = session(using) if own else on
+            if own:
+                # confirmed, and closed, from whichever thread publishes or ends the build
+                wrapper.inc_thread_sharing()
             lock_key = key(wrapper, "chartbuild-build")
         except DatabaseError as exc:
             raise ChartbuildError(
                 f"cannot reach database {using!r} to take its build lock: {first_line(exc)}"
             ) from exc
         try:
-            _wait_for_build_lock(wrapper, lock_key, using, timeout)
+            _wait_for_build_lock(wrapper, lock_key, using, timeout, name=own)
         except BaseException as exc:
-            with contextlib.suppress(Exception):
-                wrapper.close()
+            if own:
+                with contextlib.suppress(Exception):
+                    wrapper.close()
             if isinstance(exc, DatabaseError):
                 raise ChartbuildError(
                     f"lost database {using!r} while waiting for its build lock: {first_line(exc)}"
                 ) from exc
             raise
-        return cls(wrapper, lock_key)
+        return cls(wrapper, lock_key, own=own)
 
     def confirm(self) -> None:
         """Before a build publishes: its session still holds the lock.
@@ -151,23 +162,35 @@ class DatabaseLock:
         )
 
     def release(self) -> None:
-        """Give the lock back (closing its session releases it); once."""
+        """Give the lock back (closing its own session, or unlocking on a leader's); once."""
         with self._guard:
             wrapper, self._wrapper = self._wrapper, None
-        if wrapper is not None:
-            with contextlib.suppress(Exception):
+        if wrapper is None:
+            return
+        with contextlib.suppress(Exception):  # a session that is gone holds nothing
+            if self._own:
                 wrapper.close()
+            else:
+                with wrapper.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", [self._key])
 
 
-def _wait_for_build_lock(wrapper: Any, lock_key: int, using: str, timeout: float) -> None:
-    name = session_name(BUILD_PREFIX, None)
+def _wait_for_build_lock(
+    wrapper: Any, lock_key: int, using: str, timeout: float, *, name: bool = True
+) -> None:
+    """Take ``lock_key`` on ``wrapper``'s session; with ``name``, name the session after
+    this build (a leader's session keeps the leader's name)."""
+    session_title = session_name(BUILD_PREFIX, None)
     deadline = time.monotonic() + max(timeout, 0)
     waited = False
     with wrapper.cursor() as cursor:
         while True:
             cursor.execute("SELECT pg_try_advisory_lock(%s)", [lock_key])
             if cursor.fetchone()[0]:
-                cursor.execute("SELECT set_config('application_name', %s, false)", [name])
+                if name:
+                    cursor.execute(
+                        "SELECT set_config('application_name', %s, false)", [session_title]
+                    )
                 return
             holder = describe(current(wrapper, lock_key))
             if time.monotonic() >= deadline:

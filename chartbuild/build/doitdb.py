@@ -8,6 +8,14 @@ once, and starts empty: every task is out of date, so the run rebuilds everythin
 
 It is registered as doit backend ``chartbuild`` (entry point group ``doit.BACKEND``) and
 chosen by :func:`chartbuild.build.tasks.doit_config`.
+
+doit opens it before the build takes its lock (a one-off ``doit`` takes it in its export
+task), and a build that waited meanwhile must not go on what it read then: the file is
+given to the build's session (:attr:`Session.state_db
+<chartbuild.build.session.Session.state_db>`), which has it read again once the lock is
+held (:meth:`DoitDB.reread`). So a build that waited for another rebuilds nothing that
+one built. A build that takes over another builder's saved state records the charts it
+took over here (:meth:`DoitDB.record_built`).
 """
 
 from __future__ import annotations
@@ -16,12 +24,14 @@ import contextlib
 import logging
 import os
 import sqlite3
+import threading
 from typing import Any
 
 from doit.dependency import DatabaseException, SqliteDB
 from doit.exceptions import InvalidCommand
 
 from chartbuild import files
+from chartbuild.build import session
 from chartbuild.exceptions import ChartbuildError
 
 logger = logging.getLogger(__name__)
@@ -53,6 +63,9 @@ class DoitDB(SqliteDB):  # type: ignore[misc]
     _stored: dict[str, Any] | None = None
 
     def __init__(self, name: str, codec: Any, *, module_name: str | None = None) -> None:
+        self._requests = threading.Lock()
+        self._reread = False
+        self._built: dict[str, dict[str, Any]] = {}
         try:
             super().__init__(name, codec, module_name=module_name)
         except (DatabaseException, sqlite3.DatabaseError) as exc:
@@ -62,6 +75,42 @@ class DoitDB(SqliteDB):  # type: ignore[misc]
             self._cache: dict[str, Any] = {}
             self._dirty: set[str] = set()
             self._start_afresh(exc)
+        session.current().state_db = self
+
+    # -- what other threads ask for ---------------------------------------------------
+    # doit reads and writes this state in its main thread only (its sqlite3 connection
+    # belongs to that thread), while the export task, which takes the build locks, may
+    # run in a worker thread: it leaves its requests here, and the main thread carries
+    # them out at its next question (or when it saves).
+
+    def reread(self) -> None:
+        """Forget what was read of the file (not what this run has changed): the next
+        question reads it again, as another build may have written it meanwhile."""
+        with self._requests:
+            self._reread = True
+
+    def record_built(self, states: dict[str, dict[str, Any]]) -> None:
+        """Record tasks as built: ``states`` holds, by task, the values to store (doit's
+        ``reset-dep``: its file_dep states, checker and list of deps)."""
+        with self._requests:
+            self._built.update(states)
+
+    def _carry_out(self) -> None:
+        with self._requests:
+            reread, self._reread = self._reread, False
+            built, self._built = self._built, {}
+        if reread:
+            self._stored = None
+            self._cache = {task: data for task, data in self._cache.items() if task in self._dirty}
+        for task, values in built.items():
+            data = dict(self._cache[task] if task in self._cache else self._get_task_data(task))
+            data.update(values)
+            self._cache[task] = data
+            self._dirty.add(task)
+
+    def get(self, task_id: str, dependency: str) -> Any:
+        self._carry_out()
+        return super().get(task_id, dependency)
 
     def _start_afresh(self, exc: BaseException) -> None:
         conn = getattr(self, "_conn", None)
@@ -100,6 +149,7 @@ class DoitDB(SqliteDB):  # type: ignore[misc]
         return stored.get(task_id, {})
 
     def in_(self, task_id: str) -> bool:
+        self._carry_out()
         return task_id in self._cache or bool(self._get_task_data(task_id))
 
     def remove(self, task_id: str) -> None:
@@ -113,6 +163,7 @@ class DoitDB(SqliteDB):  # type: ignore[misc]
 
     def dump(self) -> None:
         try:
+            self._carry_out()
             files.flush()  # what doit is about to record as built is on the disk first
             try:
                 super().dump()

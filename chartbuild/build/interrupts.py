@@ -11,11 +11,14 @@ Should the process still be there 0.7 s later (its exit held up by a loaded mach
 thread stuck in a library), it is ended as by a kill, which every build survives.
 
 :func:`requested` tells a ``KeyboardInterrupt`` the user asked for from one a chart
-function raised by itself (which fails only that chart).
+function raised by itself (which fails only that chart). A process stopped so says it in
+one line (``chartbuild: stopped by SIGTERM...``), not with a traceback; its build's
+summary names what was interrupted (:mod:`chartbuild.build.progress`).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
@@ -26,6 +29,8 @@ import weakref
 from typing import Any
 
 _requested = threading.Event()
+#: The signal that asked this process to stop (``SIGINT``: Ctrl-C).
+_received: int | None = None
 _installed = False
 #: The wakeup socket pair: kept for the life of the process (closing it would end the
 #: helper thread and leave the signal module writing to a closed descriptor).
@@ -49,8 +54,34 @@ def requested() -> bool:
 
 
 def _raise(signum: int, frame: Any) -> None:
+    global _received
+    _received = signum
     _requested.set()
     raise KeyboardInterrupt
+
+
+def stopped_by() -> str:
+    """What stopped this process, as a person says it ("" while nothing has)."""
+    if _received is None:
+        return ""
+    return "Ctrl-C" if _received == signal.SIGINT else signal.Signals(_received).name
+
+
+def _said_once(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+    """``sys.excepthook``: a stop that was asked for is one line, not a traceback, and
+    the process exits with 128 + the signal's number, as at the deadline."""
+    if not (issubclass(kind, KeyboardInterrupt) and requested() and _received is not None):
+        _previous_hook(kind, value, tb)
+        return
+    sys.stderr.write(
+        f"chartbuild: stopped by {stopped_by()}; what was being built keeps its previous"
+        " outputs, and the next build makes it\n"
+    )
+    atexit._run_exitfuncs()  # the build lock, the render workers, logging
+    _exit(128 + _received)
+
+
+_previous_hook = sys.excepthook
 
 
 def install() -> None:
@@ -61,6 +92,8 @@ def install() -> None:
     _installed = True
     signal.signal(signal.SIGINT, _raise)
     signal.signal(signal.SIGTERM, _raise)
+    global _previous_hook
+    _previous_hook, sys.excepthook = sys.excepthook, _said_once
     reader, writer = socket.socketpair()
     writer.setblocking(False)
     try:

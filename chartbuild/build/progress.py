@@ -21,6 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from doit.exceptions import UnmetDependency
+
+from chartbuild.build import interrupts
 from chartbuild.export.exporter import stamp_path
 from chartbuild.names import is_chart_task
 
@@ -76,10 +79,15 @@ class ProgressReporter:
         self.write(f"{place} {task.name} {elapsed * 1000:.0f} ms\n")
 
     def add_failure(self, task: Any, exception: Any) -> None:
+        if interrupts.requested():
+            return  # stopped: the summary names it among the interrupted
+        if isinstance(exception, UnmetDependency):
+            # waiting on a failed task (a dashboard on its chart, every chart on the export):
+            # that task says why
+            self.starts.pop(task.name, None)
+            return
         message = exception.get_msg().strip()
         if not is_chart_task(task.name):
-            if "Dependent task failed" in message or "UnmetDependency" in type(exception).__name__:
-                return  # a dashboard waiting on a failed chart: the chart says it
             self.write(f"{task.name} FAILED: {message}\n")
             return
         place, _ = self._finished(task)
@@ -125,6 +133,12 @@ class ProgressReporter:
         line = f"built {built}, up to date {self.up_to_date}, failed {len(self.failed)}"
         if self.failed:
             line += f" ({', '.join(self.failed)})"
+        if interrupts.requested():
+            with self.lock:
+                cut = sorted(name for name in self.starts if is_chart_task(name))
+            line += f"; interrupted {len(cut)}"
+            if cut:
+                line += f" ({', '.join(cut)}: the next build makes them)"
         slowest = sorted(self.times.items(), key=lambda item: -item[1])[:3]
         if slowest:
             line += "; slowest " + ", ".join(f"{n} {t * 1000:.0f} ms" for n, t in slowest)

@@ -7,8 +7,6 @@ its state, then released, so a long-lived process can build again and again.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,8 +17,9 @@ from doit.doit_cmd import DoitMain
 from doit.exceptions import UnmetDependency
 
 from chartbuild import conf, names
+from chartbuild.build.hashes import checker
 from chartbuild.build.session import Session
-from chartbuild.exceptions import BuildFailed, ChartbuildError
+from chartbuild.exceptions import BuildFailed
 
 
 class SummaryReporter:
@@ -130,12 +129,10 @@ class _ForSession(TaskLoader2):  # type: ignore[misc]
         self.loader.setup(opt_values)
 
     def load_doit_config(self) -> dict[str, Any]:
-        from chartbuild.build import tasks
-
         return {
             **self.loader.load_doit_config(),
             "reporter": self.reporter,
-            "check_file_uptodate": tasks.checker(self.build),
+            "check_file_uptodate": checker(self.build.hashes),
         }
 
     def load_tasks(self, cmd: Any, pos_args: Any) -> Any:
@@ -149,27 +146,25 @@ def build(
     loader_args: Sequence[str] = (),
     timeout: float | None = None,
     reset: bool = False,
+    lead_session: Any = None,
 ) -> BuildResult:
-    """Export and build ``task_names`` (default: everything) once, under the build locks.
+    """Export and build ``task_names`` (default: everything) once, under the build locks
+    (taking over first the build state another builder saved: see
+    :mod:`chartbuild.build.handover`).
 
-    ``reset=True`` rebuilds everything (the database was replaced, say). Raises
+    ``reset=True`` rebuilds everything (the database was replaced, say). A leading
+    builder passes its leader's session (``lead_session``): the database's build lock is
+    taken on it (see :mod:`chartbuild.build.dblock`). Raises
     :class:`~chartbuild.exceptions.LockTimeout` if another build keeps the lock for more
     than ``timeout`` seconds (default ``CHARTBUILD_LOCK_TIMEOUT``).
     """
-    from chartbuild.export import exporter
-
     reporter = SummaryReporter()
     started = time.perf_counter()
     wait = conf.lock_timeout() if timeout is None else timeout
-    note = ""
-    this = Session(one_off=False)
+    this = Session(one_off=False, lead_session=lead_session, reset=reset)
     this.lock(wait)
     try:
         with this.active():
-            if reset:
-                exporter.forget(this.state_dir)
-            else:
-                note = _adopt(this, loader, loader_args)
             main = DoitMain(_ForSession(loader or default_loader(), this, reporter))
             code = main.run([*loader_args, "run", *task_names])
     finally:
@@ -181,38 +176,8 @@ def build(
         failures=dict(reporter.failures),
         errors=tuple(reporter.errors),
         seconds=time.perf_counter() - started,
-        note=note,
+        note=this.note,
     )
-
-
-def _adopt(this: Session, loader: Any, loader_args: Sequence[str]) -> str:
-    """Take over the build state another builder saved, if this one does not hold it yet;
-    say so ("" if there was none)."""
-    from chartbuild.build import handover
-    from chartbuild.export import exporter
-
-    try:
-        found = handover.adopt(this.hashes)
-    except handover.HalfAdopted as exc:
-        exporter.forget(conf.state_dir())  # trust none of it: rebuild everything
-        return f"could not take over {exc}: rebuilding everything"
-    except Exception as exc:  # the database or the storage is out of reach: next time
-        return f"could not take over the saved build state now ({exc})"
-    if found is None:
-        return ""
-    try:
-        if found.built:  # doit records them as built from the stamps just adopted
-            with contextlib.redirect_stdout(io.StringIO()) as said:
-                code = DoitMain(loader or default_loader()).run(
-                    [*loader_args, "reset-dep", *found.built]
-                )
-            if code:
-                raise ChartbuildError(f"doit reset-dep exited with {code}: {said.getvalue()}")
-        found.done()
-    except Exception as exc:
-        exporter.forget(conf.state_dir())
-        return f"could not record the charts taken over ({exc}): rebuilding everything"
-    return found.describe()
 
 
 def build_or_raise(task_names: Sequence[str] = ()) -> BuildResult:

@@ -24,6 +24,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from chartbuild import conf
 from chartbuild.build.dblock import DatabaseLock
@@ -48,6 +49,16 @@ class Session:
     output_dir: Path = field(default_factory=conf.output_dir)
     #: The process that declared the graph: its actions must run in it.
     pid: int = field(default_factory=os.getpid)
+    #: A leading builder's session (:mod:`chartbuild.live.leader`): the database's build
+    #: lock is taken on it, not on a session of the build's own.
+    lead_session: Any = None
+    #: doit's state file as this build's doit opened it (:mod:`chartbuild.build.doitdb`):
+    #: read again once the locks are held.
+    state_db: Any = None
+    #: Rebuild everything (the database was replaced): no saved state is taken over.
+    reset: bool = False
+    #: What happened before the build: it took over the state another builder saved.
+    note: str = ""
 
     # -- what it holds --------------------------------------------------------------------
     file_lock: FileLock | None = None
@@ -65,12 +76,23 @@ class Session:
     #: Whether the manifest was due when this build began: an earlier build wrote records
     #: and did not get to write the manifest (it was killed, say).
     manifest_due: bool = False
+    #: Whether a chart or number failed in this build.
+    failed: bool = False
+    #: The newest change record of each source the export read: recorded as published
+    #: once this build's manifest is written (:func:`chartbuild.build.actions.manifest`).
+    exported: dict[str, int] | None = None
+    #: The saved build state this build took over (:mod:`chartbuild.build.handover`).
+    adopted: Any = None
+    #: Whether this build saved a build state for a successor.
+    state_saved: bool = False
 
     def __post_init__(self) -> None:
         self._guard = threading.Lock()
         self._catalog: catalog.Catalog | None = None
         #: Each file's md5, once per version of it (doit's checks, the charts' inputs).
         self.hashes = FileHashes()
+        #: The ``file_dep`` of each chart and number task, as the graph declared them.
+        self.file_deps: dict[str, list[str]] = {}
 
     # -- the build in progress ------------------------------------------------------------
 
@@ -105,11 +127,13 @@ class Session:
             return False
         self.file_lock = FileLock.take(self.state_dir, timeout)
         try:
-            self.database_lock = DatabaseLock.take(timeout)
+            self.database_lock = DatabaseLock.take(timeout, on=self.lead_session)
         except BaseException:
             self.file_lock.release()
             self.file_lock = None
             raise
+        if self.state_db is not None:  # what doit read of it before may be outdated now
+            self.state_db.reread()
         return True
 
     def confirm(self) -> None:

@@ -23,14 +23,12 @@ from collections.abc import Iterator
 from importlib.metadata import version
 from typing import Any
 
-from doit.dependency import MD5Checker
 from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
 from chartbuild import conf, names
 from chartbuild.build import actions, interrupts, progress, session
-from chartbuild.build.hashes import FileHashes
-from chartbuild.build.session import Session
+from chartbuild.build.hashes import checker
 from chartbuild.declare import catalog
 from chartbuild.declare.registry import Declaration
 from chartbuild.exceptions import ChartbuildError
@@ -40,33 +38,6 @@ from chartbuild.publish import assets, outputs, pages
 __all__ = ["task_assets", "task_charts", "task_export", "task_gen", "task_manifest"]
 
 Task = dict[str, Any]
-
-
-class ContentChecker(MD5Checker):  # type: ignore[misc]
-    """Decides whether a ``file_dep`` changed by its content alone.
-
-    doit's default checker trusts an unchanged mtime. A stamp can change twice within
-    one mtime tick on a filesystem with coarse timestamps, keeping its size; so content
-    decides. Each file is hashed once per build (:attr:`hashes`, the build's: see
-    :func:`checker`): a generator's source is a dependency of each of its charts.
-    """
-
-    hashes: FileHashes = FileHashes()
-
-    def check_modified(self, file_path: str, file_stat: Any, state: Any) -> bool:
-        _, size, md5 = state
-        return bool(file_stat.st_size != size or md5 != self.hashes.md5(file_path, file_stat))
-
-    def get_state(self, dep: str, current_state: Any) -> Any:
-        stat = os.stat(dep)
-        state = (stat.st_mtime, stat.st_size, self.hashes.md5(dep, stat))
-        return None if current_state and list(current_state) == list(state) else state
-
-
-def checker(build: Session) -> type[ContentChecker]:
-    """doit's ``check_file_uptodate`` for ``build``: it hashes with the build's hashes
-    (doit makes the checker itself, before it loads the tasks)."""
-    return type("ContentChecker", (ContentChecker,), {"hashes": build.hashes})
 
 
 def doit_config(*, interruptible: bool = True) -> dict[str, Any]:
@@ -85,7 +56,7 @@ def doit_config(*, interruptible: bool = True) -> dict[str, Any]:
     return {
         "backend": "chartbuild",
         "dep_file": str(state / "doit.sqlite3"),
-        "check_file_uptodate": checker(session.current()),
+        "check_file_uptodate": checker(session.current().hashes),
         "continue": True,
         "reporter": progress.Reporter,
         "num_process": parallel if parallel > 1 else 0,
@@ -170,11 +141,12 @@ def task_charts() -> Iterator[Task]:
                 message = "\n".join(f"{p.id}: {p.msg}. {p.hint}" for p in problems)
                 yield {"basename": name, "doc": doc, "actions": [(_fail, [message])], **UNCAPTURED}
                 continue
+            deps = build.file_deps[name] = [*(stamps[m] for m in declaration.models), *source]
             yield {
                 "basename": name,
                 "doc": doc,
                 "actions": [(_run, [actions.build_item, build, generator.name, declaration.name])],
-                "file_dep": [*(stamps[m] for m in declaration.models), *source],
+                "file_dep": deps,
                 "targets": [out + p for p in outputs.paths(generator.name, declaration)],
                 "clean": True,
                 **UNCAPTURED,

@@ -353,6 +353,9 @@ class ExportResult:
 
     changed: tuple[str, ...]
     stamps: dict[str, Path]
+    #: The newest record of each source this export read: the build that publishes what
+    #: it exported records them (:meth:`Consumers.note_published`).
+    read: dict[str, int] = field(default_factory=dict)
 
 
 class Exporter:
@@ -421,16 +424,13 @@ class Exporter:
         write_if_changed(self.cursor_path, cursor.dumps(), durable=True)
 
         try:
-            consumers.note_read({name: state.read for name, state in cursor.sources.items()})
-        except DatabaseError as exc:  # only `manage.py chartbuild status` reads it
-            logger.warning("cannot record what this export read: %s", exc)
-        try:
             self._prune(sources, cursor, floor)
         except DatabaseError as exc:  # the stamps are right; the next export prunes
             logger.warning("cannot delete settled change records now: %s", exc)
         if changed:
             logger.debug("new changes of %s", ", ".join(changed))
-        return ExportResult(changed=tuple(changed), stamps=stamps)
+        read = {name: state.read for name, state in cursor.sources.items()}
+        return ExportResult(changed=tuple(changed), stamps=stamps, read=read)
 
     def _export(self, source: Source, state: SourceState) -> tuple[set[str], SourceState]:
         """The groups of ``source`` that changed since ``state``, and its next state."""
@@ -518,7 +518,6 @@ class Consumers:
     def __init__(self, using: str, name: str) -> None:
         self.using = using
         self.name = name
-        self._own: Any = None
 
     def register(self, watermarks: dict[str, int]) -> dict[str, int]:
         """Record this exporter's watermarks; return each source's smallest over all of them."""
@@ -544,21 +543,18 @@ class Consumers:
                 "exporters not seen for %s no longer hold pruning back: %s", CONSUMER_TTL, gone
             )
             Consumer.objects.using(self.using).filter(name__in=gone).delete()
-        self._own = rows[self.name]
         live = [row for name, row in rows.items() if name not in gone]
         return {key: min(getattr(row, key) for row in live) for key in values}
 
-    def note_read(self, newest: dict[str, int]) -> None:
-        """Record the newest record of each source this export read, if it read new ones."""
+    def note_published(self, newest: dict[str, int]) -> None:
+        """Record the newest record of each source that a publication now contains (what
+        the export of the build that published read), if they are new."""
         from django.utils import timezone
 
         from chartbuild.models import Consumer
 
-        values = {f"{key}_read": newest.get(key, 0) for key in ("events", "capture")}
-        own = self._own
-        if own is not None and all(getattr(own, k) == v for k, v in values.items()):
-            return
-        Consumer.objects.using(self.using).filter(name=self.name).update(
+        values = {f"{key}_published": newest.get(key, 0) for key in ("events", "capture")}
+        Consumer.objects.using(self.using).filter(name=self.name).exclude(**values).update(
             **values, seen=timezone.now()
         )
 

@@ -58,7 +58,11 @@ class Auto(DoitCmdBase):  # type: ignore[misc]
                     raise StopWatching(str(exc)) from exc  # back to standby
             replaced = reconnect.refresh()
             result = runner.build(
-                tasks, loader=DodoTaskLoader(), loader_args=["-f", str(dodo)], reset=bool(replaced)
+                tasks,
+                loader=DodoTaskLoader(),
+                loader_args=["-f", str(dodo)],
+                reset=bool(replaced),
+                lead_session=leadership.session if leadership is not None else None,
             )
             freezer.settle()
             return result

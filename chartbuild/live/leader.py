@@ -16,7 +16,10 @@ The leader names itself in its session's ``application_name`` (since when, pid, 
 which is what standbys report.
 
 Every build against the database, the leader's included, also holds the database's build
-lock while it runs (:mod:`chartbuild.build.dblock`).
+lock while it runs (:mod:`chartbuild.build.dblock`): the leader's on its leader session
+(:attr:`Leadership.session`), so that a leader whose session ends (killed, cut off, or
+ended by the server or a standby) lets go of both at once, and its successor waits for
+no build it left behind. Its builds use no other connection than their task threads'.
 """
 
 from __future__ import annotations
@@ -93,8 +96,16 @@ class Leadership:
 
     def _connect(self) -> Any:
         if self._connection is None:
-            self._connection = session(self.using)
-            self.key = key(self._connection)
+            wrapper = session(self.using)
+            wrapper.inc_thread_sharing()  # its builds confirm their lock from their threads
+            self._connection = wrapper
+            self.key = key(wrapper)
+        return self._connection
+
+    @property
+    def session(self) -> Any:
+        """The leader's session (None while not connected): its builds take the database's
+        build lock on it."""
         return self._connection
 
     def _take(self) -> bool:

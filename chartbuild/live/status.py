@@ -8,8 +8,10 @@ status``):
   when builders do not elect one;
 - the last export that read new changes: the newest ``seen`` of the exporters of this
   database (:class:`~chartbuild.models.Consumer`);
-- the lag: how long the oldest committed change above the newest record any export has
-  read has been waiting (zero when nothing waits). It grows while no builder runs.
+- the lag: how long the oldest committed change that no publication contains yet has
+  been waiting (zero when nothing waits): a change counts until the build that exported
+  it has published (its charts, dashboards and manifest written, and copied to the
+  storage). It grows while no builder runs, and while a build is under way.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class Status:
 
     @property
     def lag(self) -> dt.timedelta:
-        """How long the oldest change no exporter has passed has waited."""
+        """How long the oldest change that no publication contains has waited."""
         if self.oldest_waiting is None:
             return dt.timedelta(0)
         return max(dt.timedelta(0), self.now - self.oldest_waiting)
@@ -57,7 +59,7 @@ class Status:
             f" by {self.exporter}"
         )
         if self.oldest_waiting is None:
-            waiting = "lag: 0 s (no committed change waits to be built)"
+            waiting = "lag: 0 s (no committed change waits to be published)"
         else:
             waiting = (
                 f"lag: {self.lag.total_seconds():.0f} s (the oldest change waiting was"
@@ -93,7 +95,7 @@ def current(using: str | None = None) -> Status:
     if newest is None:
         return Status(mode, who, now, building=building)
     marks = Consumer.objects.using(using).aggregate(
-        events=Max("events_read"), capture=Max("capture_read")
+        events=Max("events_published"), capture=Max("capture_published")
     )
     events_mark, capture_mark = marks["events"] or 0, marks["capture"] or 0
     waiting = [

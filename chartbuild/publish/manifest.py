@@ -9,7 +9,9 @@ the entries of the others are taken from the manifest as it was, which every bui
 wrote a record has brought up to date. A build that writes a record first marks the
 manifest due (``<state>/manifest.due``) and clears the mark once it has written it: a
 build that ended in between (killed, interrupted) leaves the mark, and the next build
-writes the manifest from every record. A build that cannot write the manifest removes it.
+writes the manifest from every record. A build that cannot write the manifest leaves the
+previous one in place, whole (it lists the outputs that the site still serves), and the
+mark: the next build writes it from every record.
 """
 
 from __future__ import annotations
@@ -102,13 +104,7 @@ def write(cat: catalog.Catalog, touched: Collection[str] | None = None) -> bool:
     if touched is not None:
         previous = _current({g.name for g in cat.generators} - set(touched))
     text = json.dumps({"entries": entries(cat, previous=previous)}, indent=1, sort_keys=True)
-    path = conf.output_dir() / outputs.manifest()
-    try:
-        return write_if_changed(path, text + "\n")
-    except OSError:
-        with contextlib.suppress(OSError):  # an old manifest must not pass for a current one
-            path.unlink(missing_ok=True)
-        raise
+    return write_if_changed(conf.output_dir() / outputs.manifest(), text + "\n")
 
 
 def _due_path() -> Path:

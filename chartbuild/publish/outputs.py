@@ -87,12 +87,12 @@ def csv_text(rows: list[dict[str, Any]]) -> str:
     """``rows`` as CSV (RFC 4180, a header line); nested values as JSON.
 
     Text that a spreadsheet would take for a formula (``=``, ``+``, ``-``, ``@``...) is
-    written with a leading ``'``.
+    written with a leading ``'``, in the header as in the data.
     """
     fields = columns(rows)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(fields)
+    writer.writerow([_cell(field) for field in fields])
     for row in rows:
         writer.writerow([_cell(row.get(field)) for field in fields])
     return buffer.getvalue()
@@ -152,14 +152,19 @@ def replace_set(files: dict[Path, str | bytes]) -> list[Path]:
 
 
 def output_error(exc: OSError) -> OutputError:
-    """A message for a failed write that names the file and says what to do."""
-    where = exc.filename or "the output directory"
+    """A message for a failed write that names the file, its folder and what to do."""
+    named = exc.filename2 or exc.filename  # a rename names its target second
+    if named:
+        path = Path(named)
+        where, folder = str(path), f"the folder {path.parent}"
+    else:
+        where, folder = "the output directory", "it"
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        what = "the disk is full; free some space"
+        what = f"the disk that holds {folder} is full; free some space there"
     elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        what = "it is read-only or not writable by this user; fix its permissions"
+        what = f"{folder} is read-only or not writable by this user; fix its permissions"
     elif exc.errno == errno.ENOENT:
-        what = "its directory vanished; check CHARTBUILD_OUTPUT_DIR"
+        what = f"{folder} vanished; check CHARTBUILD_OUTPUT_DIR"
     else:
         what = exc.strerror or str(exc)
     return OutputError(

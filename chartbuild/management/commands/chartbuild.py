@@ -36,7 +36,7 @@ class Command(BaseCommand):
             help="who builds, when changes were last exported, how far behind the charts are",
             description="The leading builder (or this state directory's build lock), the last "
             "export of any builder, and the lag: how long the oldest committed change that "
-            "no builder has exported has waited.",
+            "no publication contains yet has waited.",
         )
 
     def handle(self, *args: Any, command: str, **options: Any) -> None:

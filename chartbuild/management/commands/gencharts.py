@@ -55,7 +55,7 @@ class Command(BaseCommand):
             while not stop.is_set():
                 if leadership is not None and not leadership.wait(stop):
                     break  # stopped while a standby
-                self.build_in_schedule(quiet)
+                self.build_in_schedule(quiet, leadership)
                 stop.wait(schedule * 60)
         except KeyboardInterrupt:
             pass
@@ -63,11 +63,14 @@ class Command(BaseCommand):
             if leadership is not None:
                 leadership.release()
 
-    def build_in_schedule(self, quiet: bool) -> None:
+    def build_in_schedule(self, quiet: bool, leadership: leader.Leadership | None) -> None:
         """One scheduled build: failures are reported (once while they repeat) and the
         schedule goes on; a lost database connection is opened again."""
         try:
-            result = runner.build(reset=bool(reconnect.refresh()))
+            result = runner.build(
+                reset=bool(reconnect.refresh()),
+                lead_session=leadership.session if leadership is not None else None,
+            )
         except ChartbuildError as exc:
             self.report_not_run(str(exc))
             return
