@@ -4,6 +4,8 @@ import json
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 import time
 
 import mqueue.hooks
@@ -54,10 +56,38 @@ def test_a_new_user_reaches_the_users_outputs_within_two_seconds(auto):
     User.objects.create(username="second")
     wait_until(lambda: users(auto.build) == 2, timeout=2)
     line = auto.wait_for("rebuilt", timeout=5)
-    woken = {"signal", "notify"} if connection.vendor == "postgresql" else {"signal"}
-    assert any(reason in line for reason in woken)  # the hook's datagram, or NOTIFY
+    # the hook's datagram, or NOTIFY; on SQLite the database file may be first
+    woken = {"signal", "notify"} if connection.vendor == "postgresql" else {"signal", "database"}
+    assert any(reason in line for reason in woken), line
     assert "users.total_users" in line and "shop." not in line
     assert shop_mtimes(auto.build) == shop
+
+
+def test_on_sqlite_a_write_by_another_program_wakes_it_at_once(auto):
+    if connection.vendor != "sqlite":
+        pytest.skip("an SQLite database file")
+    shop = shop_mtimes(auto.build)
+    other = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys\n"
+            "with sqlite3.connect(sys.argv[1]) as db:\n"
+            '    db.execute("INSERT INTO auth_user (username, password, is_superuser,'
+            " first_name, last_name, email, is_staff, is_active, date_joined) VALUES"
+            " ('elsewhere', '', 0, '', '', '', 0, 1, CURRENT_TIMESTAMP)\")\n",
+            connection.settings_dict["NAME"],
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert other.returncode == 0, other.stderr
+    wait_until(lambda: users(auto.build) == 2, timeout=5)  # no hook, no poll: the file
+    line = auto.wait_for("rebuilt", timeout=5)
+    assert "database written" in line and "users.total_users" in line, line
+    assert shop_mtimes(auto.build) == shop
+    with pytest.raises(AssertionError):  # and its own writes start no build of their own
+        auto.wait_for("rebuilt", timeout=1.5)
 
 
 @pytest.mark.poll(POLL)
@@ -67,9 +97,11 @@ def test_without_the_hook_polling_finds_the_change(auto, monkeypatch):
     User.objects.create(username="unsignalled")
     wait_until(lambda: users(auto.build) == 2, timeout=POLL + 2)
     line = auto.wait_for("rebuilt", timeout=5)
-    # on PostgreSQL the capture's NOTIFY may wake it before the poll does: either way
-    # nothing but the hook's signal was needed, and nothing was taken away
-    woken_by = {"poll", "notify"} if connection.vendor == "postgresql" else {"poll"}
+    # the capture's NOTIFY (PostgreSQL) or the database file (SQLite) may wake it before
+    # the poll does: either way the hook's signal was not needed, and nothing was taken away
+    woken_by = (
+        {"poll", "notify"} if connection.vendor == "postgresql" else {"poll", "database written"}
+    )
     reasons = set(line.split("] ", 1)[1].split(":", 1)[0].split(", "))
     assert reasons and reasons <= woken_by, line
     assert "shop." not in line

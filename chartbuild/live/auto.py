@@ -27,8 +27,9 @@ class Auto(DoitCmdBase):  # type: ignore[misc]
     doc_usage = "[TASK ...]"
     doc_description = (
         "Builds the selected tasks (default: all), then watches: the mqueue hook's wake-ups "
-        "(at once), the events table (every CHARTBUILD_POLL_INTERVAL seconds), and the "
-        "generators' sources and dodo.py (the task graph is reloaded). Ctrl-C or SIGTERM stop it."
+        "and PostgreSQL's NOTIFY (at once), an SQLite database's files (at once), the change "
+        "tables (every CHARTBUILD_POLL_INTERVAL seconds), and the generators' sources and "
+        "dodo.py (the task graph is reloaded). Ctrl-C or SIGTERM stop it."
     )
     cmd_options = ()
 
@@ -95,9 +96,14 @@ class Auto(DoitCmdBase):  # type: ignore[misc]
                 out=self.outstream,
                 on_source_change=reload,
                 export=lambda: build(["export"]),
+                data_files=database_files(conf.database()),
             )
+            named = {"signal": "the hook", "notify": "NOTIFY"}
             heard = " and ".join(
-                {"signal": "the hook", "notify": "NOTIFY"}.get(name, name) for name in wakers
+                [
+                    *(named.get(name, name) for name in wakers),
+                    *(["the database file"] if database_files(conf.database()) else []),
+                ]
             )
             say(
                 f"watching ({heard + ', ' if heard else ''}poll every {conf.poll_interval():g} s);"
@@ -127,6 +133,19 @@ class Auto(DoitCmdBase):  # type: ignore[misc]
         finally:
             if leadership is not None:
                 leadership.release()
+
+
+def database_files(using: str) -> list[Path]:
+    """The files of SQLite database ``using`` (the database, its ``-wal`` and ``-journal``):
+    a write to them by any program wakes the builder. None for another database."""
+    from django.db import connections
+
+    connection = connections[using]
+    name = str(connection.settings_dict.get("NAME") or "")
+    if connection.vendor != "sqlite" or not name or name == ":memory:" or "mode=memory" in name:
+        return []
+    path = Path(name.removeprefix("file:").split("?", 1)[0]).absolute()
+    return [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-journal")]
 
 
 def warm_up() -> None:

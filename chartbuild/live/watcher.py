@@ -7,7 +7,13 @@ A build is started by any of:
 - a timer: a build starts at most ``CHARTBUILD_POLL_INTERVAL`` seconds after the previous
   one started, and its export step finds changes nothing woke it for;
 - a change of a watched source file (generators, ``dodo.py``), seen by watchdog: the
-  task graph is reloaded.
+  task graph is reloaded;
+- on SQLite, a write to the database file (or its ``-wal`` or ``-journal``), seen by
+  watchdog: a commit by any program of the host (the ``sqlite3`` shell, a cron job)
+  starts a build at once. The builder's own writes, made while it builds, start none: a
+  file event counts only while no build runs and when the files differ from what they
+  were as the last build ended (a write by another program in the middle of a build is
+  read by that build's export, or found by the next poll).
 
 A build that cannot run (the database is down, say) is reported once; the next one that
 runs says so, and catches up with everything that changed meanwhile.
@@ -112,6 +118,7 @@ class Watcher:
         out: IO[str],
         on_source_change: Callable[[set[Path]], None] = lambda paths: None,
         export: Callable[[], BuildResult] | None = None,
+        data_files: Iterable[Path] = (),
         retry_failed: float = 30.0,
         quiet: float = 0.05,
         max_delay: float = 1.0,
@@ -139,14 +146,34 @@ class Watcher:
         self._outage = Outage()
         self._observer = Observer()
         self.builds = 0
+        self._data = {p.absolute() for p in data_files}
+        self._building = False
+        self._data_seen = self._data_stat()
 
     def notice(self, path: Path) -> None:
         """Called by watchdog's thread for every file event in a watched folder."""
         path = path.absolute()
+        if path in self._data:
+            with self._lock:
+                written = not self._building and self._data_stat() != self._data_seen
+            if written:
+                self._trigger("database written")
+            return
         if path in self._watched:
             with self._lock:
                 self._changed.add(path)
             self._trigger(f"{path.name} changed")
+
+    def _data_stat(self) -> tuple[tuple[str, int, int], ...]:
+        """The size and mtime of each database file there is."""
+        found = []
+        for path in sorted(self._data):
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            found.append((str(path), stat.st_size, stat.st_mtime_ns))
+        return tuple(found)
 
     def _trigger(self, reason: str) -> None:
         with self._lock:
@@ -162,6 +189,7 @@ class Watcher:
         """Build, then watch until stopped. Returns 0."""
         self._observer.start()
         self._watch_sources()  # before the first build: edits made during it count
+        self._watch_folders({p.parent for p in self._data})
         for reason, waker in self.wakers.items():
             waker.serve(functools.partial(self._trigger, reason))
         try:
@@ -200,6 +228,16 @@ class Watcher:
             time.sleep(min(self.quiet - idle, 0.05) if idle < self.quiet else 0)
 
     def _build_and_report(self, reasons: set[str]) -> None:
+        with self._lock:
+            self._building = True
+        try:
+            self._build_and_report_now(reasons)
+        finally:
+            with self._lock:  # what the build itself wrote to the database starts nothing
+                self._building = False
+                self._data_seen = self._data_stat()
+
+    def _build_and_report_now(self, reasons: set[str]) -> None:
         stamp = time.strftime("%H:%M:%S")
         why = ", ".join(sorted(reasons))
         try:
@@ -257,9 +295,11 @@ class Watcher:
     def _watch(self, sources: Iterable[Path]) -> None:
         """Watch the folders of ``sources`` (each once)."""
         wanted = {p.absolute() for p in sources}
-        folders = {p.parent for p in wanted}
         with self._lock:
             self._watched = wanted
+        self._watch_folders({p.parent for p in wanted})
+
+    def _watch_folders(self, folders: set[Path]) -> None:
         for folder in folders - self._folders:
             if folder.is_dir():
                 self._observer.schedule(
