@@ -63,10 +63,10 @@ def test_a_new_user_reaches_the_users_outputs_within_two_seconds(auto):
     assert shop_mtimes(auto.build) == shop
 
 
-def test_on_sqlite_a_write_by_another_program_wakes_it_at_once(auto):
+def insert_user_elsewhere(username: str) -> None:
+    """A raw INSERT into the SQLite test database by another program."""
     if connection.vendor != "sqlite":
         pytest.skip("an SQLite database file")
-    shop = shop_mtimes(auto.build)
     other = subprocess.run(
         [
             sys.executable,
@@ -75,19 +75,51 @@ def test_on_sqlite_a_write_by_another_program_wakes_it_at_once(auto):
             "with sqlite3.connect(sys.argv[1]) as db:\n"
             '    db.execute("INSERT INTO auth_user (username, password, is_superuser,'
             " first_name, last_name, email, is_staff, is_active, date_joined) VALUES"
-            " ('elsewhere', '', 0, '', '', '', 0, 1, CURRENT_TIMESTAMP)\")\n",
+            " (?, '', 0, '', '', '', 0, 1, CURRENT_TIMESTAMP)\", [sys.argv[2]])\n",
             connection.settings_dict["NAME"],
+            username,
         ],
         capture_output=True,
         text=True,
     )
     assert other.returncode == 0, other.stderr
+
+
+def test_on_sqlite_a_write_by_another_program_wakes_it_at_once(auto):
+    shop = shop_mtimes(auto.build)
+    insert_user_elsewhere("elsewhere")
     wait_until(lambda: users(auto.build) == 2, timeout=5)  # no hook, no poll: the file
     line = auto.wait_for("rebuilt", timeout=5)
     assert "database written" in line and "users.total_users" in line, line
     assert shop_mtimes(auto.build) == shop
     with pytest.raises(AssertionError):  # and its own writes start no build of their own
         auto.wait_for("rebuilt", timeout=1.5)
+
+
+def test_on_sqlite_a_write_by_another_program_during_a_build_is_built_next(tmp_path):
+    insert_user_elsewhere("first")
+    build = Build(tmp_path, generators=["tests.generators.sleepy"])
+    build.env["CHARTBUILD_POLL_INTERVAL"] = str(NEVER)
+    hold = tmp_path / "hold"
+    build.env["CHARTBUILD_TEST_HOLD"] = str(hold)
+
+    def counted() -> int:
+        return json.loads((build.out / "sleepy" / "sleepy.json").read_text())["value"]
+
+    watcher = Auto(build)
+    try:
+        watcher.wait_for("start:")
+        assert counted() == 1
+        hold.touch()
+        insert_user_elsewhere("second")  # wakes it: a build, held in the middle
+        wait_until(lambda: building(build), timeout=5)
+        time.sleep(0.5)  # its export has read already
+        insert_user_elsewhere("third")
+        hold.unlink()
+        wait_until(lambda: counted() == 3, timeout=5)  # the next build, at once
+    finally:
+        hold.unlink(missing_ok=True)
+        watcher.stop()
 
 
 @pytest.mark.poll(POLL)

@@ -559,6 +559,16 @@ class Consumers:
         )
 
 
+def newest_change(using: str) -> int:
+    """The id of the newest record of chartbuild's change log (0 if it is empty): above what
+    an export read, a write committed since."""
+    from django.db.models import Max
+
+    from chartbuild.models import Change
+
+    return int(Change.objects.using(using).aggregate(newest=Max("id"))["newest"] or 0)
+
+
 def cursor_path(state_dir: Path) -> Path:
     return state_dir / "cursor.json"
 

@@ -39,6 +39,7 @@ class Auto(DoitCmdBase):  # type: ignore[misc]
         from chartbuild import conf
         from chartbuild.build import interrupts, render, runner
         from chartbuild.declare import catalog
+        from chartbuild.export import exporter
         from chartbuild.live import leader, notify, reconnect, wakeup
         from chartbuild.live.watcher import StopWatching, Waker, Watcher
 
@@ -97,6 +98,10 @@ class Auto(DoitCmdBase):  # type: ignore[misc]
                 on_source_change=reload,
                 export=lambda: build(["export"]),
                 data_files=database_files(conf.database()),
+                written_since=lambda result: (
+                    bool(result.read)
+                    and exporter.newest_change(conf.database()) > result.read.get("capture", 0)
+                ),
             )
             named = {"signal": "the hook", "notify": "NOTIFY"}
             heard = " and ".join(

@@ -11,9 +11,9 @@ A build is started by any of:
 - on SQLite, a write to the database file (or its ``-wal`` or ``-journal``), seen by
   watchdog: a commit by any program of the host (the ``sqlite3`` shell, a cron job)
   starts a build at once. The builder's own writes, made while it builds, start none: a
-  file event counts only while no build runs and when the files differ from what they
-  were as the last build ended (a write by another program in the middle of a build is
-  read by that build's export, or found by the next poll).
+  file event counts while no build runs when the files differ from what they were as
+  the last build ended; one in the middle of a build, if the change log holds a record
+  newer than the build's export read (``written_since``).
 
 A build that cannot run (the database is down, say) is reported once; the next one that
 runs says so, and catches up with everything that changed meanwhile.
@@ -119,6 +119,7 @@ class Watcher:
         on_source_change: Callable[[set[Path]], None] = lambda paths: None,
         export: Callable[[], BuildResult] | None = None,
         data_files: Iterable[Path] = (),
+        written_since: Callable[[BuildResult], bool] = lambda result: False,
         retry_failed: float = 30.0,
         quiet: float = 0.05,
         max_delay: float = 1.0,
@@ -148,14 +149,19 @@ class Watcher:
         self.builds = 0
         self._data = {p.absolute() for p in data_files}
         self._building = False
+        self._written_meanwhile = False
         self._data_seen = self._data_stat()
+        self.written_since = written_since
 
     def notice(self, path: Path) -> None:
         """Called by watchdog's thread for every file event in a watched folder."""
         path = path.absolute()
         if path in self._data:
             with self._lock:
-                written = not self._building and self._data_stat() != self._data_seen
+                if self._building:
+                    self._written_meanwhile = True  # its own writes, or another's
+                    return
+                written = self._data_stat() != self._data_seen
             if written:
                 self._trigger("database written")
             return
@@ -229,15 +235,26 @@ class Watcher:
 
     def _build_and_report(self, reasons: set[str]) -> None:
         with self._lock:
-            self._building = True
+            self._building, self._written_meanwhile = True, False
+        result = None
         try:
-            self._build_and_report_now(reasons)
+            result = self._build_and_report_now(reasons)
         finally:
             with self._lock:  # what the build itself wrote to the database starts nothing
                 self._building = False
                 self._data_seen = self._data_stat()
+                meanwhile = self._written_meanwhile
+        if meanwhile and result is not None and self._written_after(result):
+            self._trigger("database written")  # by another program, after the export read
 
-    def _build_and_report_now(self, reasons: set[str]) -> None:
+    def _written_after(self, result: BuildResult) -> bool:
+        try:
+            return self.written_since(result)
+        except Exception:  # the next poll finds it
+            logger.exception("cannot tell whether the database was written during the build")
+            return False
+
+    def _build_and_report_now(self, reasons: set[str]) -> BuildResult | None:
         stamp = time.strftime("%H:%M:%S")
         why = ", ".join(sorted(reasons))
         try:
@@ -247,35 +264,36 @@ class Watcher:
                 # Charts are failing: between retries, rerun them only for new events.
                 probe = self.export()
                 if probe.ok and not probe.changed:
-                    return
+                    return probe
             self._last_build = time.monotonic()
             result = self.build()
         except StopWatching:
             raise
         except ChartbuildError as exc:
             self._not_running(stamp, why, str(exc))
-            return
+            return None
         except Exception as exc:  # keep watching: the next trigger may find it mended
             logger.exception("build failed")
             self._not_running(stamp, why, f"{type(exc).__name__}: {exc}")
-            return
+            return None
         finally:
             self._watch_sources()
         self.builds += 1
         report = result.failure_report()
         if result.code and not result.charts and _export_failed(result):
             self._not_running(stamp, why, report)  # nothing could be exported: said once
-            return
+            return result
         recovered = bool(self._outage.over())
         repeated = bool(report) and report == self._last_report and not result.charts
         self._last_report = report
         if repeated:
-            return  # the same failure as last time: said already
+            return result  # the same failure as last time: said already
         if result.charts or report or result.code or recovered or "start" in reasons:
             back = "builds again: " if recovered else ""
             self._say(
                 f"[{stamp}] {why}: {back}{result.summary()}" + (f"\n{report}" if report else "")
             )
+        return result
 
     def _not_running(self, stamp: str, why: str, reason: str) -> None:
         """Report a build that could not run, unless it is the same reason as last time."""

@@ -1,6 +1,6 @@
 """A number that takes its time: ``CHARTBUILD_TEST_SLEEP`` seconds (none by default), and
-as long as the file named by ``CHARTBUILD_TEST_HOLD`` exists (at most a minute). A build
-another can wait for, or one held in its middle."""
+as long as the file named by ``CHARTBUILD_TEST_HOLD`` exists (at most a minute), having
+counted the users first. A build another can wait for, or one held in its middle."""
 
 import os
 import time
@@ -13,9 +13,10 @@ from chartbuild import number
 
 @number(models=["auth.User"])
 def sleepy():
+    counted = User.objects.count()  # before it waits: what it returns is what it read then
     time.sleep(float(os.environ.get("CHARTBUILD_TEST_SLEEP", "0")))
     hold = os.environ.get("CHARTBUILD_TEST_HOLD")
     deadline = time.monotonic() + 60
     while hold and Path(hold).exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    return User.objects.count()
+    return counted
