@@ -221,3 +221,21 @@ def test_an_s3_storage_that_keeps_files_is_a_check_error(settings, s3):
     settings.STORAGES = {**settings.STORAGES, "chartbuild": s3}
     errors = [m for m in run_checks() if m.id == "chartbuild.E020"]
     assert errors and "file_overwrite is False" in errors[0].msg
+
+
+def test_with_an_elected_builder_a_web_node_serves_a_publication_at_once(
+    tmp_path, web, postgres, monkeypatch
+):
+    """The saved build state's serial says a newer manifest is there: no second of cache."""
+    folder = tmp_path / "published"
+    config = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(folder)},
+    }
+    build = published_build(tmp_path / "builder", config)
+    client = web(build, config)
+    monkeypatch.setattr(stored, "MANIFEST_TTL", 60)  # only the serial can explain a re-read
+    assert total_users(client) == 3
+    User.objects.create(username="fourth")
+    assert build.run(process=True).returncode == 0  # another host publishes, and its serial
+    assert total_users(client) == User.objects.count() == 5  # three, the web's boss, one more

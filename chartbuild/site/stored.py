@@ -1,8 +1,13 @@
 """What the site reads of the outputs published to ``STORAGES["chartbuild"]``.
 
-The views read the stored manifest (at most every :data:`MANIFEST_TTL` seconds per
-process) and the files it names through the storage, or redirect to the storage's own URL
-when it signs its URLs (django-storages' S3 with ``querystring_auth``, its default; see
+The views read the stored manifest and the files it names through the storage. With
+builders elected by PostgreSQL, each publication saves a new serial in the database
+(:mod:`chartbuild.build.handover`), after its manifest: a web process asks for it (one
+indexed query) and reads the manifest again as soon as it changed, so a new chart is
+served as soon as it is published (and at least every :data:`SERIAL_TTL` seconds).
+Otherwise it reads the manifest at most every :data:`MANIFEST_TTL` seconds. Files are
+read through the storage too, or the browser is sent to the storage's own URL when it
+signs its URLs (django-storages' S3 with ``querystring_auth``, its default; see
 :func:`chartbuild.publish.storage.signs_urls`). A stored file never changes (its name
 carries a digest of its content), so files are cached, up to :data:`CACHE_BYTES` per
 process.
@@ -15,29 +20,61 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+from chartbuild import conf
 from chartbuild.publish.storage import get, read
 
 #: Seconds a web process uses the stored manifest before it reads it again.
 MANIFEST_TTL = 1.0
+#: Seconds it keeps a manifest whose serial has not changed (a publication whose save of
+#: its serial failed is read all the same).
+SERIAL_TTL = 10.0
 #: Bytes of stored files a web process keeps; a file larger than a quarter of it is never kept.
 CACHE_BYTES = 32 * 1024 * 1024
 
 _cache_lock = threading.Lock()
-_cache: tuple[int, float, dict[str, Any]] | None = None
+#: The storage read, when, the serial of the publication (or ""), the manifest.
+_cache: tuple[int, float, str, dict[str, Any]] | None = None
 
 
 def manifest() -> dict[str, Any]:
-    """The stored manifest as the views see it: read again after :data:`MANIFEST_TTL` s."""
+    """The stored manifest as the views see it: read again once a newer publication's
+    serial is saved, or after :data:`MANIFEST_TTL` s when builders save none."""
     global _cache
     store = get()
     now = time.monotonic()
+    serial = _published_serial()
     with _cache_lock:
-        if _cache is not None and _cache[0] == id(store) and now - _cache[1] < MANIFEST_TTL:
-            return _cache[2]
+        if _cache is not None and _cache[0] == id(store):
+            if serial is not None and _cache[2] == serial and now - _cache[1] < SERIAL_TTL:
+                return _cache[3]
+            if serial is None and now - _cache[1] < MANIFEST_TTL:
+                return _cache[3]
     data = read(store)
     with _cache_lock:
-        _cache = (id(store), now, data)
+        _cache = (id(store), now, serial or "", data)
     return data
+
+
+def _published_serial() -> str | None:
+    """The serial the latest publication saved ("" before the first), or None when builders
+    save none (or the database cannot say now: the manifest is then read by age)."""
+    from django.db import DatabaseError
+
+    from chartbuild.build import handover
+    from chartbuild.models import BuildState
+
+    try:
+        if not handover.enabled():
+            return None
+        found = (
+            BuildState.objects.using(conf.database())
+            .filter(key=conf.leader_key())
+            .values_list("serial", flat=True)
+            .first()
+        )
+    except DatabaseError:
+        return None
+    return found or ""
 
 
 def entries() -> dict[str, dict[str, Any]]:
