@@ -8,10 +8,11 @@
     built 6, up to date 6, failed 1 (shop.top_products); slowest shop.revenue_per_month
     48 ms, shop.orders_by_status 41 ms, shop.total_revenue 12 ms; 0.62 s
 
-The place's total is the number of charts and numbers that read a model the export found
-changed; it grows if more run (a changed generator, a deleted output). Only chart and
-number tasks get a line; the others are named only when they fail. doit's other
-reporters (``--reporter json``, ``zero``, ...) work as usual.
+The place's total is the number of charts and numbers this build runs, counted as the
+export ends: those that read a model it found changed, and those whose generator's
+source changed since doit recorded their build; it grows only if more run (a deleted
+output). Only chart and number tasks get a line; the others are named only when they
+fail. doit's other reporters (``--reporter json``, ``zero``, ...) work as usual.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 from doit.exceptions import UnmetDependency
 
-from chartbuild.build import interrupts
+from chartbuild.build import interrupts, session
 from chartbuild.export.exporter import stamp_path
 from chartbuild.names import is_chart_task
 
@@ -97,15 +98,31 @@ class ProgressReporter:
         self.write(f"{place} {task.name} FAILED: {first}\n{detail}")
 
     def _plan(self, changed: list[str]) -> None:
-        """How many charts read the models the export found changed."""
-        if not changed:
-            return
+        """How many charts and numbers this build runs: those that read a model the export
+        found changed, and those whose generator changed since doit recorded their build
+        (or that it never recorded), as doit will find them."""
         stamps = {stamp_path(Path(), model).name for model in changed}
-        planned = sum(
-            1
-            for name, task in self.tasks.items()
-            if is_chart_task(name) and any(Path(dep).name in stamps for dep in task.file_dep)
-        )
+        state = session.current().state_db
+        digests: dict[str, str | None] = {}
+
+        def digest(path: str) -> str | None:
+            if path not in digests:
+                try:
+                    digests[path] = session.current().hashes.md5(path)
+                except OSError:
+                    digests[path] = None
+            return digests[path]
+
+        planned = 0
+        for name, task in self.tasks.items():
+            if not is_chart_task(name):
+                continue
+            deps = [str(dep) for dep in task.file_dep]
+            read_changed = any(Path(dep).name in stamps for dep in deps)
+            if read_changed or (
+                state is not None and _changed_since_recorded(state, name, deps, digest)
+            ):
+                planned += 1
         with self.lock:
             self.planned = max(self.planned, planned)
 
@@ -143,6 +160,20 @@ class ProgressReporter:
         if slowest:
             line += "; slowest " + ", ".join(f"{n} {t * 1000:.0f} ms" for n, t in slowest)
         return f"{line}; {time.perf_counter() - self.started_at:.2f} s"
+
+
+def _changed_since_recorded(state: Any, task: str, deps: list[str], digest: Any) -> bool:
+    """Whether doit will run ``task`` for a ``file_dep`` other than a stamp: none recorded,
+    or one whose content differs from what doit recorded."""
+    if state.get(task, "deps:") is None:
+        return True  # never built (or its record was dropped)
+    for dep in deps:
+        if dep.endswith(".stamp"):
+            continue
+        recorded = state.get(task, dep)
+        if not recorded or recorded[-1] != digest(dep):
+            return True
+    return False
 
 
 #: doit's ``reporter`` in chartbuild's ``DOIT_CONFIG`` (a build run in this process gives
