@@ -211,6 +211,13 @@ def _leader() -> list[CheckMessage]:
             "chartbuild.E019",
         )
     )
+    errors.extend(
+        _seconds(
+            conf.LEADER_LEASE,
+            "A leader that has not renewed its lease for this long is replaced.",
+            "chartbuild.E019",
+        )
+    )
     return errors
 
 

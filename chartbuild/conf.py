@@ -147,6 +147,13 @@ LEADER_RETRY = Setting(
     2,
     "seconds between two tries of a standby builder to lead",
 )
+LEADER_LEASE = Setting(
+    "CHARTBUILD_LEADER_LEASE",
+    10,
+    "seconds a leading builder may go without renewing its lease (a query on its leader "
+    "session, every third of this) before a standby ends that session and leads: a leader "
+    "frozen while still connected (a paused VM) holds up nobody longer",
+)
 LEADER_KEY = Setting(
     "CHARTBUILD_LEADER_KEY",
     "",
@@ -197,6 +204,7 @@ SETTINGS: tuple[Setting, ...] = (
     LIVE_INTERVAL,
     LEADER,
     LEADER_RETRY,
+    LEADER_LEASE,
     LEADER_KEY,
     STORAGE,
     STORAGE_GRACE,
@@ -380,6 +388,11 @@ def leader_retry() -> float:
     Default 2: a lost leader is replaced within about that.
     """
     return float(LEADER_RETRY.value())
+
+
+def leader_lease() -> float:
+    """Seconds a leader may go without renewing its lease: ``CHARTBUILD_LEADER_LEASE``."""
+    return float(LEADER_LEASE.value())
 
 
 def leader_key() -> str:

@@ -43,7 +43,8 @@ CHECKS: dict[str, str] = {
     "chartbuild.E017": "`CHARTBUILD_LIVE_INTERVAL` is not a positive number of seconds",
     "chartbuild.E018": '`CHARTBUILD_LEADER` is neither `"postgres"` nor `"file"`, or '
     '`"postgres"` on another database',
-    "chartbuild.E019": "`CHARTBUILD_LEADER_RETRY` is not a positive number of seconds",
+    "chartbuild.E019": "`CHARTBUILD_LEADER_RETRY` or `CHARTBUILD_LEADER_LEASE` is not a "
+    "positive number of seconds",
     "chartbuild.E020": '`STORAGES["chartbuild"]` cannot be loaded, or does not overwrite '
     "files (django-storages' `file_overwrite=False`)",
     "chartbuild.E021": "`CHARTBUILD_STORAGE_GRACE` is not a number of seconds, 0 or more",

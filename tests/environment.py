@@ -22,6 +22,7 @@ def settings_from(env: Mapping[str, str], templates: list[dict[str, Any]]) -> di
         "CHARTBUILD_LOCK_TIMEOUT": float(env.get("CHARTBUILD_LOCK_TIMEOUT", 600)),
         "CHARTBUILD_POLL_INTERVAL": float(env.get("CHARTBUILD_POLL_INTERVAL", 2)),
         "CHARTBUILD_LEADER_RETRY": float(env.get("CHARTBUILD_LEADER_RETRY", 2)),
+        "CHARTBUILD_LEADER_LEASE": float(env.get("CHARTBUILD_LEADER_LEASE", 10)),
         "CHARTBUILD_STRICT_READS": env.get("CHARTBUILD_STRICT_READS") == "1",
         "CHARTBUILD_PARALLEL": int(env["CHARTBUILD_PARALLEL"])
         if env.get("CHARTBUILD_PARALLEL")

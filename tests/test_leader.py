@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 
 import pytest
@@ -213,9 +214,11 @@ def test_a_builder_holds_its_threads_plus_two_connections_over_many_rebuilds(pos
     assert max(counts) <= 2 + 2, counts
 
 
-def test_a_leader_frozen_mid_build_hands_over_once_its_session_ends(postgres, tmp_path):
-    """SIGSTOP in the middle of a build (a paused VM): once the leader's session is ended,
-    a standby leads and builds within CHARTBUILD_LEADER_RETRY + 1 s; the old leader,
+@pytest.mark.parametrize("ended", ["by the server", "by its lease"])
+def test_a_leader_frozen_mid_build_hands_over(postgres, tmp_path, ended):
+    """SIGSTOP in the middle of a build (a paused VM): once the leader's session is ended, a
+    standby leads and builds within CHARTBUILD_LEADER_RETRY + 1 s; when nothing ends it,
+    within CHARTBUILD_LEADER_LEASE + retry + 1 s (the standby ends it). The old leader,
     resumed, publishes nothing."""
     User.objects.create(username="first")
     shared = {
@@ -223,11 +226,13 @@ def test_a_leader_frozen_mid_build_hands_over_once_its_session_ends(postgres, tm
         "OPTIONS": {"location": str(tmp_path / "published")},
     }
     hold = tmp_path / "hold"
+    retry, lease = 1, 3
     machines = []
     for name in ("one", "two"):
         build = Build(tmp_path / name, generators=["tests.generators.sleepy"])
         build.env["CHARTBUILD_POLL_INTERVAL"] = "120"
-        build.env["CHARTBUILD_LEADER_RETRY"] = "1"
+        build.env["CHARTBUILD_LEADER_RETRY"] = str(retry)
+        build.env["CHARTBUILD_LEADER_LEASE"] = str(lease)
         build.env["CHARTBUILD_TEST_STORAGE"] = json.dumps(shared)
         build.env["CHARTBUILD_TEST_HOLD"] = str(hold)
         machines.append(build)
@@ -244,19 +249,24 @@ def test_a_leader_frozen_mid_build_hands_over_once_its_session_ends(postgres, tm
         wait_until(lambda: building(machines[0]), timeout=10)
         time.sleep(0.5)
         one.process.send_signal(signal.SIGSTOP)
+        frozen = time.monotonic()
         hold.unlink()
         before = published.read_bytes()
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND application_name LIKE %s",
-                [f"chartbuild leader % {one.process.pid} %"],
-            )
-            assert cursor.fetchall() == [(True,)]
-        ended = time.monotonic()
-        two.wait_for("leading: this builder builds", timeout=5)
+        if ended == "by the server":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND application_name LIKE %s",
+                    [f"chartbuild leader % {one.process.pid} %"],
+                )
+                assert cursor.fetchall() == [(True,)]
+            allowed = retry + 1
+        else:
+            allowed = lease + retry + 1
+        two.wait_for("leading: this builder builds", timeout=allowed + 5)
+        took = time.monotonic() - frozen
+        assert took < allowed + 0.5, took  # the test's own steps take a little
         two.wait_for("start:", timeout=30)
-        assert time.monotonic() - ended < 1 + 1 + 1.5  # retry + 1 s, and its build
         assert published.read_bytes() != before
         taken_over = published.read_bytes()
         one.process.send_signal(signal.SIGCONT)
@@ -268,3 +278,15 @@ def test_a_leader_frozen_mid_build_hands_over_once_its_session_ends(postgres, tm
         for auto in (one, two):
             if auto is not None and auto.process.poll() is None:
                 auto.stop()
+
+
+def test_a_live_leader_keeps_the_lead_past_its_lease(postgres):
+    lead = leader.Leadership("default", retry=0.1, lease=0.6, say=lambda text: None)
+    assert lead.wait()
+    other = leader.Leadership("default", retry=0.1, lease=0.6, say=lambda text: None)
+    stop = threading.Event()
+    threading.Timer(2, stop.set).start()
+    assert not other.wait(stop)  # two seconds of tries: the leader renews, and stays
+    assert lead.holds()
+    lead.release()
+    other.release()

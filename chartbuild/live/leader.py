@@ -13,7 +13,12 @@ TCP keepalives (set on that session) have ended it, about 11 s later. A leader t
 its session gone before a build takes the lock again, or becomes a standby.
 
 The leader names itself in its session's ``application_name`` (since when, pid, host),
-which is what standbys report.
+which is what standbys report. It renews a lease while it leads: a query on its leader
+session every third of ``CHARTBUILD_LEADER_LEASE`` seconds, from a thread of its own. A
+leader frozen while still connected (a stopped process, a paused VM keeps its TCP
+sessions) stops renewing; a standby that finds the leader's session idle for longer than
+the lease ends that session (``pg_terminate_backend``), which lets both of its locks go,
+and leads (:meth:`Leadership.wait`).
 
 Every build against the database, the leader's included, also holds the database's build
 lock while it runs (:mod:`chartbuild.build.dblock`): the leader's on its leader session
@@ -37,6 +42,7 @@ from chartbuild.build.dblock import (
     current,
     describe,
     elects,
+    halves,
     holds,
     key,
     session,
@@ -59,22 +65,29 @@ def for_builder(
     using = using or conf.database()
     if not elects(using):
         return None  # on another database, check E018 says what is wrong
-    return Leadership(using, retry=conf.leader_retry(), say=say)
+    return Leadership(using, retry=conf.leader_retry(), lease=conf.leader_lease(), say=say)
 
 
 class Leadership:
     """Holding, checking and waiting for the lead, on a connection of its own."""
 
     def __init__(
-        self, using: str, *, retry: float = 2.0, say: Callable[[str], None] | None = None
+        self,
+        using: str,
+        *,
+        retry: float = 2.0,
+        lease: float = 10.0,
+        say: Callable[[str], None] | None = None,
     ) -> None:
         self.using = using
         self.retry = retry
+        self.lease = lease
         self.say = say or (lambda text: logger.warning("%s", text))
         self.key = 0  # known once connected
         self.since: dt.datetime | None = None
         self._connection: Any = None
         self._said = ""
+        self._renewing: threading.Event | None = None
 
     # -- the lock ---------------------------------------------------------------------
 
@@ -119,6 +132,7 @@ class Leadership:
                     cursor.execute(
                         "SELECT set_config('application_name', %s, false)", [self.name()]
                     )
+                    self._renew()
         except Exception as exc:
             self._disconnect()
             self._once(
@@ -145,7 +159,52 @@ class Leadership:
         self.since = None
         self._disconnect()
 
+    def _renew(self) -> None:
+        """While this session leads, run a query on it every third of the lease (from a
+        thread: a build may take longer than the lease), so that standbys see it live."""
+        if self._renewing is not None:
+            self._renewing.set()
+        stop = self._renewing = threading.Event()
+        wrapper = self._connection
+
+        def renew() -> None:
+            while not stop.wait(self.lease / 3):
+                try:
+                    with wrapper.cursor() as cursor:
+                        cursor.execute("SELECT 1")
+                except Exception:
+                    return  # the session is gone: the builder finds out before its build
+
+        threading.Thread(target=renew, name="chartbuild-lease", daemon=True).start()
+
+    def _end_lapsed(self) -> None:
+        """End the session of a leader that has not renewed its lease for longer than it
+        lasts (frozen, yet still connected), so that this builder may lead."""
+        wrapper = self._connection
+        with wrapper.cursor() as cursor:
+            cursor.execute(
+                "SELECT a.pid, a.application_name,"
+                " extract(epoch FROM now() - a.state_change) FROM pg_locks l"
+                " JOIN pg_stat_activity a ON a.pid = l.pid"
+                " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+                " AND l.classid = %s AND l.objid = %s AND a.state <> 'active'",
+                halves(self.key),
+            )
+            row = cursor.fetchone()
+            if row is None or float(row[2]) <= self.lease:
+                return
+            pid, name, idle = row
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        holder = describe({"name": name, "pid": pid, "address": ""})
+        self.say(
+            f"the leader ({holder}) has not renewed its lease for {float(idle):.0f} s"
+            f" (CHARTBUILD_LEADER_LEASE = {self.lease:g}): its session was ended"
+        )
+
     def _disconnect(self) -> None:
+        if self._renewing is not None:
+            self._renewing.set()
+            self._renewing = None
         wrapper, self._connection = self._connection, None
         if wrapper is not None:
             with contextlib.suppress(Exception):  # it may be broken already
@@ -165,6 +224,14 @@ class Leadership:
             if self.lead():
                 self._once(f"leading: this builder builds ({self.name()})")
                 return True
+            if self._connection is not None:
+                try:
+                    self._end_lapsed()
+                except Exception as exc:
+                    logger.warning("cannot check the leader's lease: %s", first_line(exc))
+                if self.lead():
+                    self._once(f"leading: this builder builds ({self.name()})")
+                    return True
             if self._connection is not None:  # else the database is unreachable, said so
                 self._once(
                     f"standby: {self.leader()} builds; trying to lead every {self.retry:g} s"
