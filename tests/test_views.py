@@ -76,16 +76,20 @@ def test_a_shop_user_sees_the_shop_only(site):
     assert "/charts/shop/" in index and "/charts/users/" not in index
 
 
-def test_a_dashboard_shows_only_what_the_user_may_see(site):
-    site.gens.joinpath("shop.py").write_text(
-        site.gens.joinpath("shop.py")
-        .read_text()
-        .replace(
+def staff_only_orders_by_status(site) -> None:
+    """Let staff alone see the shop's orders_by_status, and build."""
+    source = site.gens.joinpath("shop.py")
+    source.write_text(
+        source.read_text().replace(
             "@chart(models=[Order])\ndef orders_by_status",
             "@chart(models=[Order], permission='staff')\ndef orders_by_status",
         )
     )
     assert site.run().returncode == 0
+
+
+def test_a_dashboard_shows_only_what_the_user_may_see(site):
+    staff_only_orders_by_status(site)
     shopper = client_for("shopper", perms=("view_order",)).get("/charts/shop/").content.decode()
     assert "revenue_per_month" in shopper and "orders_by_status" not in shopper
     boss = client_for("boss", staff=True, perms=("view_order",))
@@ -180,15 +184,7 @@ def unmasked(page: bytes) -> bytes:
 
 
 def test_a_name_one_may_not_see_answers_as_one_that_does_not_exist(site):
-    site.gens.joinpath("shop.py").write_text(
-        site.gens.joinpath("shop.py")
-        .read_text()
-        .replace(
-            "@chart(models=[Order])\ndef orders_by_status",
-            "@chart(models=[Order], permission='staff')\ndef orders_by_status",
-        )
-    )
-    assert site.run().returncode == 0
+    staff_only_orders_by_status(site)
     shopper = client_for("shopper", perms=("view_order",))
     for hidden, missing in [
         ("/charts/users/", "/charts/nobody/"),
