@@ -121,7 +121,7 @@ class Watcher:
         data_files: Iterable[Path] = (),
         written_since: Callable[[BuildResult], bool] = lambda result: False,
         retry_failed: float = 30.0,
-        quiet: float = 0.02,
+        quiet: float = 0.05,
         max_delay: float = 1.0,
     ) -> None:
         self.build = build
