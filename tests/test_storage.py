@@ -21,6 +21,14 @@ CHART = "/charts/users/signups_per_month"
 NUMBER = "/charts/users/total_users.json"
 
 
+def file_storage(folder: Path) -> dict:
+    """``STORAGES["chartbuild"]``: a ``FileSystemStorage`` in ``folder``."""
+    return {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(folder)},
+    }
+
+
 def published_build(tmp_path: Path, config: dict) -> Build:
     """A build of copies of the demo's generators that publishes to storage ``config``."""
     seed()
@@ -66,10 +74,7 @@ def total_users(client: Client) -> int:
 def test_a_web_node_without_outputs_serves_the_current_charts_from_a_file_storage(tmp_path, web):
     """Done-when 3 (FileSystemStorage in another folder)."""
     folder = tmp_path / "published"
-    config = {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(folder)},
-    }
+    config = file_storage(folder)
     build = published_build(tmp_path / "builder", config)
     client = web(build, config)
 
@@ -110,10 +115,7 @@ def test_a_failed_publication_is_retried_by_the_next_build(tmp_path, web):
     publishes although nothing changed."""
     blocked = tmp_path / "published"
     blocked.write_text("a file where the storage's folder should be")
-    config = {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(blocked)},
-    }
+    config = file_storage(blocked)
     seed()
     build = Build(tmp_path / "builder")
     build.copy_demo_generators()
@@ -136,10 +138,7 @@ def test_a_build_that_lost_the_build_lock_publishes_nothing(tmp_path, postgres):
     """The server ended the session holding the build lock during the build (another build
     may have begun): the manifest is not published; the next build publishes it."""
     folder = tmp_path / "published"
-    config = {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(folder)},
-    }
+    config = file_storage(folder)
     User.objects.create(username="ada")
     build = Build(tmp_path / "builder", generators=["tests.generators.ends_build_session"])
     build.env["CHARTBUILD_TEST_STORAGE"] = json.dumps(config)
@@ -228,10 +227,7 @@ def test_with_an_elected_builder_a_web_node_serves_a_publication_at_once(
 ):
     """The saved build state's serial says a newer manifest is there: no second of cache."""
     folder = tmp_path / "published"
-    config = {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(folder)},
-    }
+    config = file_storage(folder)
     build = published_build(tmp_path / "builder", config)
     client = web(build, config)
     monkeypatch.setattr(stored, "MANIFEST_TTL", 60)  # only the serial can explain a re-read
