@@ -199,6 +199,7 @@ def test_a_builder_holds_its_threads_plus_two_connections_over_many_rebuilds(pos
     User.objects.create(username="first")
     build = host(tmp_path, "one")
     build.env["CHARTBUILD_PARALLEL"] = "2"
+    others = builder_sessions()  # a session another test's process has not closed yet
     auto = Auto(build)
     try:
         auto.wait_for("start:", timeout=120)
@@ -211,7 +212,7 @@ def test_a_builder_holds_its_threads_plus_two_connections_over_many_rebuilds(pos
         counts.append(builder_sessions())
     finally:
         auto.stop()
-    assert max(counts) <= 2 + 2, counts
+    assert max(counts) - others <= 2 + 2, (others, counts)
 
 
 @pytest.mark.parametrize("ended", ["by the server", "by its lease"])
