@@ -116,7 +116,7 @@ class Build:
         from django.test.utils import override_settings
         from doit.doit_cmd import DoitMain
 
-        from chartbuild.build import runner
+        from chartbuild.build import plan, runner
         from chartbuild.build.session import Session
         from tests.environment import settings_from
 
@@ -137,7 +137,8 @@ class Build:
             contextlib.redirect_stdout(stdout),
             contextlib.redirect_stderr(stderr),
         ):
-            build = Session(one_off=False)  # of these settings' state and output folders
+            # of these settings' state and output folders; plain as the command would be
+            build = Session(one_off=False, plain=plan.plain_command(["doit", *command]))
             logger.addHandler(said)
             try:
                 with build.active():

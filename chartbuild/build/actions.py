@@ -38,7 +38,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from doit.runner import MThreadRunner
 
 from chartbuild import conf, names
-from chartbuild.build import handover, hashes, interrupts, reads, render
+from chartbuild.build import handover, hashes, interrupts, plan, reads, render
 from chartbuild.build.session import Session
 from chartbuild.declare import catalog, tables
 from chartbuild.declare.registry import Declaration
@@ -60,12 +60,74 @@ def now() -> str:
 
 
 def export(session: Session, models: list[str]) -> tuple[str, ...]:
-    """Take the build locks (until the build ends), then export new changes to stamps."""
+    """Take the build locks (until the build ends), then export new changes to stamps
+    (a plain build has done both as its graph was declared: :func:`plan_build`)."""
+    if session.changed is None and session.export_error is None:
+        try:
+            _lock(session)
+            _export(session, models)
+        except ChartbuildError as exc:
+            session.export_error = exc
+    if session.export_error is not None:
+        raise session.export_error
+    changed = session.changed or ()
+    if changed and threading.current_thread() is not threading.main_thread():
+        render.start_workers()  # charts will render in worker processes: start them now
+    return changed
+
+
+def plan_build(session: Session) -> None:
+    """Make the plan of a plain build as its graph is declared (see
+    :mod:`chartbuild.build.plan`): take the locks, take the last plain build's record
+    (removing it), export, and decide which tasks the graph declares."""
+    if session.planned:
+        return
+    session.planned = True
     session.check_process()
+    if session.state_db is None:  # doit keeps its state elsewhere: no record of it here
+        session.due = None
+        return
+    try:
+        _lock(session)
+    except ChartbuildError as exc:  # said by the export task, once
+        session.export_error, session.due = exc, frozenset()
+        return
     state_dir = session.state_dir
+    record = None if session.reset else plan.load(state_dir)
+    plan.forget(state_dir)
+    if record is not None and record.holds():
+        session.record = record
+        session.sources = dict(record.sources)
+    else:
+        if record is not None:
+            logger.debug("checking every task: changed since the last build: %s", record.changed())
+        session.sources = {p: plan.signature(p) for p in plan.sources(session.catalog, state_dir)}
+    try:
+        _export(session, session.models())
+    except ChartbuildError as exc:
+        session.export_error, session.due = exc, frozenset()
+        return
+    if session.record is None or session.note:
+        session.due = None  # every task is checked
+        return
+    failed = session.record.failed
+    due = (
+        plan.wanted(session.catalog, session.changed or (), failed)
+        if (session.changed or failed)
+        else frozenset()
+    )
+    session.due = due | {"manifest"} if session.manifest_due else due
+
+
+def _lock(session: Session) -> None:
+    session.check_process()
     if session.lock(conf.lock_timeout()) and session.one_off:
         # held until the process ends: after doit has saved its state
         atexit.register(session.release)
+
+
+def _export(session: Session, models: list[str]) -> None:
+    state_dir = session.state_dir
     if session.reset:
         exporter.forget(state_dir)  # every stamp changes: everything is rebuilt
     else:
@@ -92,10 +154,8 @@ def export(session: Session, models: list[str]) -> tuple[str, ...]:
             "the next build retries."
         ) from exc
     session.exported = result.read
+    session.changed = result.changed
     _warn_uncaptured(session, models, using)
-    if result.changed and threading.current_thread() is not threading.main_thread():
-        render.start_workers()  # charts will render in worker processes: start them now
-    return result.changed
 
 
 def _adopt(session: Session) -> str:
@@ -128,7 +188,7 @@ def _built_states(session: Session, tasks: list[str]) -> dict[str, dict[str, Any
     check = hashes.checker(session.hashes)()
     states: dict[str, dict[str, Any]] = {}
     for task in tasks:
-        deps = session.file_deps.get(task)
+        deps = session.file_deps_of(task)
         if deps is None:
             continue  # not in this graph: it is built if it comes back
         state: dict[str, Any] = {"_values_:": {}, "checker:": type(check).__name__}

@@ -31,7 +31,7 @@ from doit.dependency import DatabaseException, SqliteDB
 from doit.exceptions import InvalidCommand
 
 from chartbuild import files
-from chartbuild.build import session
+from chartbuild.build import plan, session
 from chartbuild.exceptions import ChartbuildError
 
 logger = logging.getLogger(__name__)
@@ -131,9 +131,23 @@ class DoitDB(SqliteDB):  # type: ignore[misc]
         self._conn = self._sqlite3(self.name)
         self._stored = {}
 
+    #: Tasks whose state is read one at a time before every task's is read at once: a
+    #: build of a few tasks (:mod:`chartbuild.build.plan`) reads only theirs.
+    ONE_BY_ONE = 50
+    _read_alone = 0
+
     def _get_task_data(self, task_id: str) -> Any:
-        """A task's stored state; every task's is read at once, with the first."""
+        """A task's stored state: the first few one by one, then every task's at once."""
         stored = getattr(self, "_stored", None)
+        if stored is None and self._read_alone < self.ONE_BY_ONE:
+            self._read_alone += 1
+            try:
+                return super()._get_task_data(task_id)
+            except (sqlite3.DatabaseError, ValueError) as exc:
+                if not unreadable(exc):
+                    raise
+                self._start_afresh(exc)
+                return {}
         if stored is None:
             try:
                 stored = {
@@ -178,3 +192,4 @@ class DoitDB(SqliteDB):  # type: ignore[misc]
                 "space or fix the state directory's permissions; the next build redoes what "
                 "this one did."
             ) from exc
+        plan.after_save(session.current(), self.name)

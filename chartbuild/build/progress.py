@@ -147,7 +147,8 @@ class ProgressReporter:
 
     def summary(self) -> str:
         built = len(self.times)
-        line = f"built {built}, up to date {self.up_to_date}, failed {len(self.failed)}"
+        up_to_date = self.up_to_date + session.current().undeclared()
+        line = f"built {built}, up to date {up_to_date}, failed {len(self.failed)}"
         if self.failed:
             line += f" ({', '.join(self.failed)})"
         if interrupts.requested():

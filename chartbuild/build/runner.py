@@ -179,7 +179,9 @@ def build(
     reporter = SummaryReporter()
     started = time.perf_counter()
     wait = conf.lock_timeout() if timeout is None else timeout
-    this = Session(one_off=False, lead_session=lead_session, reset=reset)
+    this = Session(
+        one_off=False, lead_session=lead_session, reset=reset, plain=not task_names and not reset
+    )
     this.lock(wait)
     try:
         with this.active():

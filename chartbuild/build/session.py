@@ -26,12 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chartbuild import conf
+from chartbuild import conf, names
+from chartbuild.build import plan
 from chartbuild.build.dblock import DatabaseLock
 from chartbuild.build.hashes import FileHashes
 from chartbuild.build.lock import FileLock
 from chartbuild.declare import catalog
 from chartbuild.exceptions import ChartbuildError
+from chartbuild.export.exporter import stamp_path
 
 _active: contextvars.ContextVar[Session | None] = contextvars.ContextVar(
     "chartbuild_session", default=None
@@ -59,6 +61,9 @@ class Session:
     reset: bool = False
     #: What happened before the build: it took over the state another builder saved.
     note: str = ""
+    #: A plain build: no task named, nothing forced. It may declare only the tasks a
+    #: change made due (:mod:`chartbuild.build.plan`).
+    plain: bool = False
 
     # -- what it holds --------------------------------------------------------------------
     file_lock: FileLock | None = None
@@ -85,6 +90,19 @@ class Session:
     adopted: Any = None
     #: Whether this build saved a build state for a successor.
     state_saved: bool = False
+    #: What the export found changed (None until it ran), or why it could not run.
+    changed: tuple[str, ...] | None = None
+    export_error: ChartbuildError | None = None
+    #: The plan of a plain build, once made: the tasks its graph declares besides the
+    #: export (None: every task), the record it went by, and the signatures it took of
+    #: the files that record watches (:mod:`chartbuild.build.plan`).
+    planned: bool = False
+    due: frozenset[str] | None = None
+    record: plan.Record | None = None
+    sources: dict[str, plan.Signature] = field(default_factory=dict)
+    #: Charts and numbers that failed in this build; whether another task failed.
+    failures: set[str] = field(default_factory=set)
+    broken: bool = False
 
     def __post_init__(self) -> None:
         self._guard = threading.Lock()
@@ -114,6 +132,42 @@ class Session:
             if self._catalog is None:
                 self._catalog = catalog.load()
             return self._catalog
+
+    def models(self) -> list[str]:
+        """The models the charts read: the plan's record says so when it holds."""
+        if self.planned and self.record is not None:
+            return list(self.record.models)
+        return self.catalog.models()
+
+    def file_deps_of(self, task: str) -> list[str] | None:
+        """The ``file_dep`` of chart or number ``task`` (None if the graph has none such)."""
+        if not self.file_deps:
+            cat = self.catalog
+            troubled = {(p.generator, p.name) for p in cat.problems}
+            seen: set[str] = set()
+            for generator in cat.generators:
+                if generator.name in seen or generator.error or (generator.name, "") in troubled:
+                    continue
+                seen.add(generator.name)
+                source = [str(generator.path)] if generator.path is not None else []
+                for declaration in generator.declarations:
+                    if (generator.name, declaration.name) in troubled:
+                        continue
+                    name = names.task_name(generator.name, declaration.name)
+                    stamps = [str(stamp_path(self.state_dir, m)) for m in declaration.models]
+                    self.file_deps.setdefault(name, [*stamps, *source])
+        return self.file_deps.get(task)
+
+    def undeclared(self) -> int:
+        """How many charts and numbers the plan left out of the graph: up to date."""
+        if self.due is None or self.record is None:
+            return 0
+        return max(0, self.record.charts - sum(names.is_chart_task(t) for t in self.due))
+
+    def declares(self, task: str) -> bool:
+        """Whether this build's graph declares ``task`` (a chart, number, ``gen:`` task or
+        the manifest): every task, unless its plan says which."""
+        return self.due is None or task in self.due
 
     # -- what it holds --------------------------------------------------------------------
 
@@ -200,6 +254,14 @@ class Session:
         an earlier one that ended before it wrote the manifest."""
         return not self.touched() and not self.manifest_due
 
+    def note_failed(self, task: str) -> None:
+        """Note that ``task`` failed (a chart or number, or another)."""
+        with self._guard:
+            if names.is_chart_task(task):
+                self.failures.add(task)
+            else:
+                self.broken = True
+
     def held_back(self) -> tuple[list[str], bool]:
         """What a failed chart kept its generator's task (or the manifest's) from writing:
         the generators whose pages are missing, and whether the manifest is."""
@@ -215,6 +277,6 @@ def current() -> Session:
     one-off ``doit``, whose ``dodo.py`` asks for it first, in :func:`.tasks.doit_config`)."""
     found = _active.get()
     if found is None:
-        found = Session(one_off=True)
+        found = Session(one_off=True, plain=plan.plain_command())
         _active.set(found)
     return found

@@ -64,16 +64,28 @@ def doit_config(*, interruptible: bool = True) -> dict[str, Any]:
     }
 
 
-def _run(action: Any, *args: Any) -> TaskFailed | dict[str, Any]:
-    """Run an action; chartbuild's errors fail the task with their message."""
+def _run(build: session.Session, task: str, action: Any, *args: Any) -> TaskFailed | dict[str, Any]:
+    """Run an action of ``task``; chartbuild's errors fail the task with their message."""
     try:
         result = action(*args)
     except ChartbuildError as exc:
+        build.note_failed(task)
         return TaskFailed(str(exc))
+    except BaseException:
+        build.note_failed(task)
+        raise
     return {"result": list(result)} if isinstance(result, tuple) else {}
 
 
-def _fail(message: str) -> TaskFailed:
+def _planned(build: session.Session) -> session.Session:
+    """The build, with its plan made if it is a plain one (:mod:`chartbuild.build.plan`)."""
+    if build.plain:
+        actions.plan_build(build)
+    return build
+
+
+def _fail(build: session.Session, task: str, message: str) -> TaskFailed:
+    build.note_failed(task)  # a plain build runs it again, and fails, until it is fixed
     return TaskFailed(message)
 
 
@@ -90,11 +102,11 @@ def _out(*paths: str) -> list[str]:
 
 def task_export() -> Task:
     """Export new model changes to one stamp file per model."""
-    build = session.current()
-    models = build.catalog.models()
+    build = _planned(session.current())
+    models = build.models()
     state = build.state_dir
     return {
-        "actions": [(_run, [actions.export, build, models])],
+        "actions": [(_run, [build, "export", actions.export, build, models])],
         "teardown": [(actions.finish, [build])],
         # the CSV files of charts' further data sets are none of their tasks' targets
         "clean": [actions.clean_extras],
@@ -122,7 +134,9 @@ def _declarations(generator: catalog.Generator) -> list[Declaration]:
 
 def task_charts() -> Iterator[Task]:
     """One task per chart and number, named <generator>.<name>."""
-    build = session.current()
+    build = _planned(session.current())
+    if build.due is not None and not build.due:
+        return  # nothing to declare: not even the catalog is read
     cat = build.catalog
     state = build.state_dir
     out = f"{build.output_dir}{os.sep}"
@@ -135,17 +149,25 @@ def task_charts() -> Iterator[Task]:
         source = [str(generator.path)] if generator.path is not None else []
         for declaration in _declarations(generator):
             name = names.task_name(generator.name, declaration.name)
+            if not build.declares(name):
+                continue
             doc = f"{declaration.title} ({declaration.kind}; reads {', '.join(declaration.models)})"
             if (generator.name, declaration.name) in troubled or (generator.name, "") in troubled:
                 problems = cat.problems_of(generator.name, declaration.name)
                 message = "\n".join(f"{p.id}: {p.msg}. {p.hint}" for p in problems)
-                yield {"basename": name, "doc": doc, "actions": [(_fail, [message])], **UNCAPTURED}
+                failing = [(_fail, [build, name, message])]
+                yield {"basename": name, "doc": doc, "actions": failing, **UNCAPTURED}
                 continue
             deps = build.file_deps[name] = [*(stamps[m] for m in declaration.models), *source]
             yield {
                 "basename": name,
                 "doc": doc,
-                "actions": [(_run, [actions.build_item, build, generator.name, declaration.name])],
+                "actions": [
+                    (
+                        _run,
+                        [build, name, actions.build_item, build, generator.name, declaration.name],
+                    )
+                ],
                 "file_dep": deps,
                 "targets": [out + p for p in outputs.paths(generator.name, declaration)],
                 "clean": True,
@@ -155,17 +177,21 @@ def task_charts() -> Iterator[Task]:
 
 def task_gen() -> Iterator[Task]:
     """Build one generator: its charts and numbers, then their pages and its dashboard."""
-    build = session.current()
+    build = _planned(session.current())
+    if build.due is not None and not build.due:
+        return
     cat = build.catalog
     templates = pages.sources()
     chartbuild_version = config_changed(version("chartbuild"))
     troubled = {(p.generator, p.name) for p in cat.problems}
     for generator in _generators(cat):
+        if not build.declares(f"gen:{generator.name}"):
+            continue
         if generator.error:
             yield {
                 "name": generator.name,
                 "doc": f"generator {generator.module} (cannot be imported)",
-                "actions": [(_fail, [generator.error])],
+                "actions": [(_fail, [build, f"gen:{generator.name}", generator.error])],
                 "file_dep": [str(generator.path)] if generator.path else [],
                 **UNCAPTURED,
             }
@@ -179,8 +205,14 @@ def task_gen() -> Iterator[Task]:
         yield {
             "name": generator.name,
             "doc": f"pages and dashboard of {generator.module}",
-            "actions": [(_run, [actions.dashboard, build, generator.name])],
-            "task_dep": [names.task_name(generator.name, d.name) for d in declared],
+            "actions": [
+                (_run, [build, f"gen:{generator.name}", actions.dashboard, build, generator.name])
+            ],
+            "task_dep": [
+                task
+                for task in (names.task_name(generator.name, d.name) for d in declared)
+                if build.declares(task)
+            ],
             # the pages are made of the templates, and of chartbuild's code
             "file_dep": templates,
             "targets": _out(outputs.dashboard(generator.name), *pages_of),
@@ -190,10 +222,13 @@ def task_gen() -> Iterator[Task]:
         }
 
 
-def task_assets() -> Task:
+def task_assets() -> Task | None:
     """The shared Vega scripts and style sheet of the pages (no CDN)."""
+    build = _planned(session.current())
+    if build.due is not None:
+        return None  # its sources are among those the plan found unchanged
     return {
-        "actions": [(_run, [actions.write_assets])],
+        "actions": [(_run, [build, "assets", actions.write_assets])],
         "file_dep": [str(path) for path in assets.sources()],
         "targets": _out(*outputs.assets()),
         "uptodate": [config_changed(version("vl-convert-python"))],
@@ -202,13 +237,19 @@ def task_assets() -> Task:
     }
 
 
-def task_manifest() -> Task:
+def task_manifest() -> Task | None:
     """manifest.json: every chart and number with its task, models, outputs and build time."""
-    build = session.current()
+    build = _planned(session.current())
+    if not build.declares("manifest"):
+        return None
     return {
-        "actions": [(_run, [actions.manifest, build])],
+        "actions": [(_run, [build, "manifest", actions.manifest, build])],
         # after every dashboard, so after every chart (each dashboard waits for its charts)
-        "task_dep": [f"gen:{g.name}" for g in _generators(build.catalog) if not g.error],
+        "task_dep": [
+            f"gen:{g.name}"
+            for g in _generators(build.catalog)
+            if not g.error and build.declares(f"gen:{g.name}")
+        ],
         # what the generators declare is in the catalog's cache: a change there is one here
         "file_dep": [str(catalog.cache_path())],
         "targets": _out(outputs.manifest()),

@@ -79,8 +79,20 @@ def sources() -> list[str]:
     folders = _template_folders()
     found: list[str] = []
     for name in (CHART, DASHBOARD):
-        _collect(name, folders, found)
+        _collect(name, folders, found, [])
     return found
+
+
+def watched() -> list[str]:
+    """The templates' files and the folders where a template could be added that would be
+    found before one of them (what a build's plan checks: :mod:`chartbuild.build.plan`)."""
+    folders = _template_folders()
+    found: list[str] = []
+    names: list[str] = []
+    for name in (CHART, DASHBOARD):
+        _collect(name, folders, found, names)
+    places = {str((folder / name).parent) for folder in folders for name in names}
+    return [*found, *sorted(places)]
 
 
 #: ``{% extends "name" %}`` and ``{% include "name" %}`` with a constant name.
@@ -100,7 +112,8 @@ def _template_folders() -> list[Path]:
     return folders
 
 
-def _collect(name: str, folders: list[Path], found: list[str]) -> None:
+def _collect(name: str, folders: list[Path], found: list[str], names: list[str]) -> None:
+    names.append(name)
     for folder in folders:
         path = folder / name
         if path.is_file():
@@ -115,7 +128,7 @@ def _collect(name: str, folders: list[Path], found: list[str]) -> None:
     except (OSError, UnicodeDecodeError):
         return
     for _, referenced in _REFERENCE.findall(text):
-        _collect(referenced, folders, found)
+        _collect(referenced, folders, found, names)
 
 
 def key() -> str:
