@@ -31,7 +31,7 @@ from doit.dependency import DatabaseException, SqliteDB
 from doit.exceptions import InvalidCommand
 
 from chartbuild import files
-from chartbuild.build import plan, session
+from chartbuild.build import session
 from chartbuild.exceptions import ChartbuildError
 
 logger = logging.getLogger(__name__)
@@ -192,4 +192,4 @@ class DoitDB(SqliteDB):  # type: ignore[misc]
                 "space or fix the state directory's permissions; the next build redoes what "
                 "this one did."
             ) from exc
-        plan.after_save(session.current(), self.name)
+        session.current().saved(self.name)

@@ -42,15 +42,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 
 from chartbuild.declare.catalog import Catalog
 from chartbuild.files import write_if_changed
-
-if TYPE_CHECKING:
-    from chartbuild.build.session import Session
 
 logger = logging.getLogger(__name__)
 
@@ -172,29 +169,6 @@ def outputs(output_dir: Path, dep_file: str) -> list[str]:
     with contextlib.suppress(OSError):
         paths += sorted(entry.path for entry in os.scandir(output_dir) if entry.is_dir())
     return paths
-
-
-def after_save(build: Session, dep_file: str) -> None:
-    """Once doit has saved its state: leave the record of a plain build that left every
-    task up to date, or whose only failures were charts and numbers."""
-    from chartbuild.build import interrupts
-
-    if not build.planned or build.changed is None or build.export_error is not None:
-        return
-    if build.broken or interrupts.requested():
-        return
-    record = Record(
-        settings=settings_key(),
-        sources=build.sources,
-        outputs={path: signature(path) for path in outputs(build.output_dir, dep_file)},
-        models=build.models(),
-        failed=sorted(build.failures),
-        charts=build.record.charts if build.record is not None else len(build.file_deps),
-    )
-    try:
-        save(build.state_dir, record)
-    except OSError as exc:  # the next plain build checks every task
-        logger.warning("cannot write %s: %s", record_path(build.state_dir), exc)
 
 
 def wanted(cat: Catalog, changed: Iterable[str], failed: Iterable[str]) -> frozenset[str]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -27,13 +28,15 @@ from pathlib import Path
 from typing import Any
 
 from chartbuild import conf, names
-from chartbuild.build import plan
+from chartbuild.build import interrupts, plan
 from chartbuild.build.dblock import DatabaseLock
 from chartbuild.build.hashes import FileHashes
 from chartbuild.build.lock import FileLock
 from chartbuild.declare import catalog
 from chartbuild.exceptions import ChartbuildError
 from chartbuild.export.exporter import stamp_path
+
+logger = logging.getLogger(__name__)
 
 _active: contextvars.ContextVar[Session | None] = contextvars.ContextVar(
     "chartbuild_session", default=None
@@ -253,6 +256,27 @@ class Session:
         """doit ``uptodate`` of the manifest: nothing it lists was written this build, nor by
         an earlier one that ended before it wrote the manifest."""
         return not self.touched() and not self.manifest_due
+
+    def saved(self, dep_file: str) -> None:
+        """doit has saved its state: leave the record of a plain build that left every task
+        up to date, or whose only failures were charts and numbers (see
+        :mod:`chartbuild.build.plan`)."""
+        if not self.planned or self.changed is None or self.export_error is not None:
+            return
+        if self.broken or interrupts.requested():
+            return
+        record = plan.Record(
+            settings=plan.settings_key(),
+            sources=self.sources,
+            outputs={p: plan.signature(p) for p in plan.outputs(self.output_dir, dep_file)},
+            models=self.models(),
+            failed=sorted(self.failures),
+            charts=self.record.charts if self.record is not None else len(self.file_deps),
+        )
+        try:
+            plan.save(self.state_dir, record)
+        except OSError as exc:  # the next plain build checks every task
+            logger.warning("cannot write %s: %s", plan.record_path(self.state_dir), exc)
 
     def note_failed(self, task: str) -> None:
         """Note that ``task`` failed (a chart or number, or another)."""
