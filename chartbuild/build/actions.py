@@ -62,6 +62,7 @@ def now() -> str:
 def export(session: Session, models: list[str]) -> tuple[str, ...]:
     """Take the build locks (until the build ends), then export new changes to stamps
     (a plain build has done both as its graph was declared: :func:`plan_build`)."""
+    session.check_process()
     if session.changed is None and session.export_error is None:
         try:
             _lock(session)

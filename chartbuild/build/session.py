@@ -130,10 +130,13 @@ class Session:
 
     @property
     def catalog(self) -> catalog.Catalog:
-        """What the generators declare, as this build's graph was declared from it."""
+        """What the generators declare, as this build's graph was declared from it: read
+        again, unless the plan's record holds (no generator changed since a build of this
+        process read them)."""
         with self._guard:
             if self._catalog is None:
-                self._catalog = catalog.load()
+                held = self.planned and self.record is not None
+                self._catalog = catalog.cached() if held else catalog.load()
             return self._catalog
 
     def models(self) -> list[str]:

@@ -132,11 +132,15 @@ def _declarations(generator: catalog.Generator) -> list[Declaration]:
     return sorted(unique.values(), key=lambda d: d.kind != "number")
 
 
-def task_charts() -> Iterator[Task]:
+def task_charts() -> Iterator[Task] | None:
     """One task per chart and number, named <generator>.<name>."""
     build = _planned(session.current())
     if build.due is not None and not build.due:
-        return  # nothing to declare: not even the catalog is read
+        return None  # nothing to declare: not even the catalog is read
+    return _charts(build)
+
+
+def _charts(build: session.Session) -> Iterator[Task]:
     cat = build.catalog
     state = build.state_dir
     out = f"{build.output_dir}{os.sep}"
@@ -175,11 +179,15 @@ def task_charts() -> Iterator[Task]:
             }
 
 
-def task_gen() -> Iterator[Task]:
+def task_gen() -> Iterator[Task] | None:
     """Build one generator: its charts and numbers, then their pages and its dashboard."""
     build = _planned(session.current())
     if build.due is not None and not build.due:
-        return
+        return None
+    return _pages(build)
+
+
+def _pages(build: session.Session) -> Iterator[Task]:
     cat = build.catalog
     templates = pages.sources()
     chartbuild_version = config_changed(version("chartbuild"))
