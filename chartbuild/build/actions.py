@@ -104,7 +104,10 @@ def plan_build(session: Session) -> None:
             logger.debug("checking every task: changed since the last build: %s", record.changed())
         session.sources = {p: plan.signature(p) for p in plan.sources(session.catalog, state_dir)}
     try:
-        _export(session, session.models())
+        if session.one_off:
+            _export(session, session.models())
+        else:  # a long-lived process's own thread keeps no connection between builds
+            _in_a_thread_of_its_own(_export, session, session.models())
     except ChartbuildError as exc:
         session.export_error, session.due = exc, frozenset()
         return
@@ -118,6 +121,25 @@ def plan_build(session: Session) -> None:
         else frozenset()
     )
     session.due = due | {"manifest"} if session.manifest_due else due
+
+
+def _in_a_thread_of_its_own(func: Any, *args: Any) -> None:
+    """``func(*args)`` in a thread that closes its database connections as it ends."""
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            func(*args)
+        except BaseException as exc:
+            raised.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run, name="chartbuild-export", daemon=True)
+    thread.start()
+    thread.join()
+    if raised:
+        raise raised[0]
 
 
 def _lock(session: Session) -> None:
