@@ -235,13 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         full = first_build - noop
         say(f"  full build, default parallelism ({conf.parallel()} threads)  {full:7.2f} s")
-        alone = vl_convert_alone(conf.output_dir())
-        say(
-            f"  vl-convert alone, the same SVGs and PNGs in one process  {alone:7.2f} s"
-            f"  the build is {full / alone:.2f}x (goal <= 0.65x on 2 cores)"
-        )
-        noop_figures(doit, setup, env, root, say)
-        lone_figures(doit, env, root, data, say)
+        site_figures(full, doit, setup, env, root, data, say)
         return 0
 
     def floor_run() -> float:
@@ -304,17 +298,25 @@ def main(argv: list[str] | None = None) -> int:
         f"    of which a fresh process's renderer (vl-convert's first chart) {startup:5.2f} s"
         f" = {startup / (share * parallel):.2f}x the share"
     )
-    alone = vl_convert_alone(conf.output_dir())
-    say(
-        f"  vl-convert alone, the same SVGs and PNGs in one process  {alone:7.2f} s"
-        f"  the parallel build is {parallel / alone:.2f}x (goal <= 0.65x on 2 cores)"
-    )
-    noop_figures(doit, setup, env, root, say)
-    lone_figures(doit, env, root, data, say)
+    site_figures(parallel, doit, setup, env, root, data, say)
     export_figures(connection, args.events, say)
     if connection.vendor == "sqlite":
         month_figures(connection, args.events, say)
     return 0
+
+
+def site_figures(full: float, doit, setup, env, root: Path, data, say) -> None:
+    """The full build (``full`` seconds, default parallelism) beside vl-convert alone; a
+    no-op beside ``django.setup()``; a row of the model one chart reads to its chart."""
+    from chartbuild import conf
+
+    alone = vl_convert_alone(conf.output_dir())
+    say(
+        f"  vl-convert alone, the same SVGs and PNGs in one process  {alone:7.2f} s"
+        f"  the parallel build is {full / alone:.2f}x (goal <= 0.65x on 2 cores)"
+    )
+    noop_figures(doit, setup, env, root, say)
+    lone_figures(doit, env, root, data, say)
 
 
 def vl_convert_alone(output: Path) -> float:

@@ -27,6 +27,17 @@ REPO = Path(__file__).resolve().parent.parent
 DOIT = str(Path(sys.executable).with_name("doit"))
 
 
+#: The chart and number tasks of the demo's users generator (they read ``auth.User``).
+USERS = {
+    "users.signups_per_month",
+    "users.users_over_time",
+    "users.signup_hours",
+    "users.account_status",
+    "users.total_users",
+    "users.new_users_30_days",
+}
+
+
 def database_url() -> str:
     """The URL of the test database, for a process started by a test."""
     s = connection.settings_dict

@@ -8,17 +8,9 @@ from django.contrib.auth.models import User
 
 from chartbuild.build import plan
 from demo.shop.models import Order
+from tests.doit import USERS
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-USERS = {
-    "users.signups_per_month",
-    "users.users_over_time",
-    "users.signup_hours",
-    "users.account_status",
-    "users.total_users",
-    "users.new_users_30_days",
-}
 
 
 def declared(result) -> set[str]:

@@ -12,18 +12,9 @@ from django.contrib.auth.models import User
 
 from chartbuild.build import lock
 from demo.shop.models import Order
-from tests.doit import REPO, Build, building, seed, wait_until
+from tests.doit import REPO, USERS, Build, building, seed, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-USERS = {
-    "users.signups_per_month",
-    "users.users_over_time",
-    "users.signup_hours",
-    "users.account_status",
-    "users.total_users",
-    "users.new_users_30_days",
-}
 
 
 def readers(build: Build, model: str) -> set[str]:

@@ -94,7 +94,7 @@ def plan_build(session: Session) -> None:
         session.export_error, session.due = exc, frozenset()
         return
     state_dir = session.state_dir
-    record = None if session.reset else plan.load(state_dir)
+    record = plan.load(state_dir)
     plan.forget(state_dir)
     if record is not None and record.holds():
         session.record = record
@@ -120,7 +120,7 @@ def plan_build(session: Session) -> None:
         if (session.changed or failed)
         else frozenset()
     )
-    session.due = due | {"manifest"} if session.manifest_due else due
+    session.due = (due | {"manifest"}) if session.manifest_due else due
 
 
 def _in_a_thread_of_its_own(func: Any, *args: Any) -> None:
@@ -143,7 +143,6 @@ def _in_a_thread_of_its_own(func: Any, *args: Any) -> None:
 
 
 def _lock(session: Session) -> None:
-    session.check_process()
     if session.lock(conf.lock_timeout()) and session.one_off:
         # held until the process ends: after doit has saved its state
         atexit.register(session.release)

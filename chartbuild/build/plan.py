@@ -33,6 +33,7 @@ the whole graph.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -84,8 +85,6 @@ class Record:
 
     def holds(self) -> bool:
         """Whether nothing it watches changed since it was written."""
-        if self.version != VERSION or self.settings != settings_key():
-            return False
         return not self.changed()
 
     def changed(self) -> list[str]:
@@ -137,10 +136,15 @@ def settings_key() -> str:
         for name in dir(settings)
         if name.startswith("CHARTBUILD_") or name in ("TEMPLATES", "INSTALLED_APPS")
     }
-    values["versions"] = [version(p) for p in ("chartbuild", "vl-convert-python", "doit")]
-    values["python"] = sys.version
+    values["versions"] = _versions()
     text = json.dumps(values, sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+@functools.cache
+def _versions() -> tuple[str, ...]:
+    """Those of this process's code (a process goes on with the code it imported)."""
+    return (sys.version, *(version(p) for p in ("chartbuild", "vl-convert-python", "doit")))
 
 
 def sources(cat: Catalog, state_dir: Path) -> list[str]:

@@ -33,6 +33,8 @@ from chartbuild.build.dblock import DatabaseLock
 from chartbuild.build.hashes import FileHashes
 from chartbuild.build.lock import FileLock
 from chartbuild.declare import catalog
+from chartbuild.declare.catalog import Generator
+from chartbuild.declare.registry import Declaration
 from chartbuild.exceptions import ChartbuildError
 from chartbuild.export.exporter import stamp_path
 
@@ -114,6 +116,7 @@ class Session:
         self.hashes = FileHashes()
         #: The ``file_dep`` of each chart and number task, as the graph declared them.
         self.file_deps: dict[str, list[str]] = {}
+        self._stamps: dict[str, str] = {}
 
     # -- the build in progress ------------------------------------------------------------
 
@@ -146,23 +149,41 @@ class Session:
         return self.catalog.models()
 
     def file_deps_of(self, task: str) -> list[str] | None:
-        """The ``file_dep`` of chart or number ``task`` (None if the graph has none such)."""
-        if not self.file_deps:
-            cat = self.catalog
-            troubled = {(p.generator, p.name) for p in cat.problems}
-            seen: set[str] = set()
-            for generator in cat.generators:
-                if generator.name in seen or generator.error or (generator.name, "") in troubled:
-                    continue
-                seen.add(generator.name)
+        """The ``file_dep`` of chart or number ``task`` (None if the graph has no such task
+        that can build: see :meth:`deps_of`)."""
+        with self._guard:
+            found = self.file_deps.get(task)
+        if found is not None:
+            return found
+        generator_name, _, name = task.partition(".")
+        cat = self.catalog
+        try:
+            generator = cat.generator(generator_name)
+            declaration = generator.get(name)
+        except KeyError:
+            return None
+        if generator.error or cat.problems_of(generator_name, name):
+            return None  # its task only fails, with the problem
+        return self.deps_of(generator, declaration)
+
+    def deps_of(self, generator: Generator, declaration: Declaration) -> list[str]:
+        """The ``file_dep`` of the task of ``declaration``: the stamps of the models it
+        reads and its generator's source."""
+        task = names.task_name(generator.name, declaration.name)
+        with self._guard:
+            found = self.file_deps.get(task)
+            if found is None:
+                stamps = [self._stamp(m) for m in declaration.models]
                 source = [str(generator.path)] if generator.path is not None else []
-                for declaration in generator.declarations:
-                    if (generator.name, declaration.name) in troubled:
-                        continue
-                    name = names.task_name(generator.name, declaration.name)
-                    stamps = [str(stamp_path(self.state_dir, m)) for m in declaration.models]
-                    self.file_deps.setdefault(name, [*stamps, *source])
-        return self.file_deps.get(task)
+                found = self.file_deps[task] = [*stamps, *source]
+            return found
+
+    def _stamp(self, model: str) -> str:
+        # as plain strings, each made once: a large site has thousands of tasks
+        found = self._stamps.get(model)
+        if found is None:
+            found = self._stamps[model] = str(stamp_path(self.state_dir, model))
+        return found
 
     def undeclared(self) -> int:
         """How many charts and numbers the plan left out of the graph: up to date."""

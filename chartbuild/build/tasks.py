@@ -142,15 +142,11 @@ def task_charts() -> Iterator[Task] | None:
 
 def _charts(build: session.Session) -> Iterator[Task]:
     cat = build.catalog
-    state = build.state_dir
     out = f"{build.output_dir}{os.sep}"
-    # Paths as plain strings, each made once: a large site has thousands of them.
-    stamps = {m: str(stamp_path(state, m)) for m in cat.models()}
     troubled = {(p.generator, p.name) for p in cat.problems}
     for generator in _generators(cat):
         if generator.error:
             continue
-        source = [str(generator.path)] if generator.path is not None else []
         for declaration in _declarations(generator):
             name = names.task_name(generator.name, declaration.name)
             if not build.declares(name):
@@ -162,7 +158,6 @@ def _charts(build: session.Session) -> Iterator[Task]:
                 failing = [(_fail, [build, name, message])]
                 yield {"basename": name, "doc": doc, "actions": failing, **UNCAPTURED}
                 continue
-            deps = build.file_deps[name] = [*(stamps[m] for m in declaration.models), *source]
             yield {
                 "basename": name,
                 "doc": doc,
@@ -172,7 +167,7 @@ def _charts(build: session.Session) -> Iterator[Task]:
                         [build, name, actions.build_item, build, generator.name, declaration.name],
                     )
                 ],
-                "file_dep": deps,
+                "file_dep": build.deps_of(generator, declaration),
                 "targets": [out + p for p in outputs.paths(generator.name, declaration)],
                 "clean": True,
                 **UNCAPTURED,
