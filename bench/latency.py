@@ -7,7 +7,11 @@ poll). Then, from the commit of another program (``psql``, ``sqlite3``) to the o
 raw ``INSERT`` of a user, and on PostgreSQL a ``TRUNCATE`` of the orders
 (``orders_count.json``; the demo's orders are put back after). Then times tracked saves
 with and without the hook in the same run, and how long an idle ``doit auto`` takes to
-end on SIGTERM. The users it creates are deleted at the end.
+end on SIGTERM. On PostgreSQL, last, the web node: ``doit auto`` publishing to a
+``FileSystemStorage`` (``STORAGES["chartbuild"]``) and ``runserver`` in a second process
+serving it; from the commit of a raw ``INSERT`` to the web node answering with the new
+``total_users.json``, asked every 5 ms as the staff user. The users it creates are
+deleted at the end.
 """
 
 from __future__ import annotations
@@ -16,10 +20,14 @@ import argparse
 import json
 import os
 import random
+import socket
 import statistics
 import subprocess
 import sys
+import tempfile
+import textwrap
 import time
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -151,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
             auto.terminate()
             auto.wait(10)
 
+    if connection.vendor == "postgresql":
+        report.append(web_node(args.changes, program, rng))
     user = User.objects.create(username=f"bench-{time.time_ns()}")
     cost: dict[str, list[float]] = {"without hook": [], "with hook": []}
     for _ in range(5):
@@ -176,6 +186,101 @@ def main(argv: list[str] | None = None) -> int:
         f" ({(with_hook / without - 1) * 100:+.1f}%), median of 5 x {args.saves} saves\n"
     )
     return 0
+
+
+def web_node(changes: int, program: list[str], rng: random.Random) -> str:
+    """From a raw ``INSERT``'s commit to a second process (the web node) serving the new
+    ``total_users.json`` from a ``FileSystemStorage``."""
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.auth.models import User
+    from django.contrib.sessions.backends.db import SessionStore
+
+    root = Path(tempfile.mkdtemp(prefix="chartbuild-web-node-"))
+    (root / "bench_storage.py").write_text(
+        textwrap.dedent(
+            f"""\
+            from demo.settings import *  # noqa: F403
+
+            STORAGES = {{
+                "default": {{"BACKEND": "django.core.files.storage.FileSystemStorage"}},
+                "staticfiles": {{
+                    "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+                }},
+                "chartbuild": {{
+                    "BACKEND": "django.core.files.storage.FileSystemStorage",
+                    "OPTIONS": {{"location": {str(root / "published")!r}}},
+                }},
+            }}
+            """
+        )
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "bench_storage",
+        "PYTHONPATH": os.pathsep.join([str(root), str(REPO)]),
+    }
+    staff = User.objects.filter(is_staff=True, is_active=True).order_by("id").first()
+    if staff is None:
+        raise SystemExit("no staff user: run scripts/demo first")
+    session = SessionStore()
+    session[SESSION_KEY] = str(staff.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = staff.get_session_auth_hash()
+    session.create()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/charts/users/total_users.json"
+    opener = urllib.request.build_opener()
+    opener.addheaders = [("Cookie", f"sessionid={session.session_key}")]
+
+    def served() -> bytes:
+        with opener.open(url, timeout=5) as response:
+            return bytes(response.read())
+
+    auto = subprocess.Popen(
+        [str(BIN / "doit"), "auto"], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True
+    )
+    web = subprocess.Popen(
+        [str(BIN / "python"), "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    samples = []
+    try:
+        while "start:" not in (auto.stdout.readline() if auto.stdout else "start:"):
+            pass
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                served()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        for i in range(changes):
+            before = served()
+            username = f"bench-web-{time.time_ns()}-{i}"
+            insert = (
+                "INSERT INTO auth_user (username, password, is_superuser, first_name,"
+                " last_name, email, is_staff, is_active, date_joined) VALUES"
+                f" ('{username}', '', true, '', '', '', true, true, CURRENT_TIMESTAMP)"
+            )
+            subprocess.run([*program, insert], check=True, capture_output=True)
+            committed = time.perf_counter()
+            while served() == before:
+                time.sleep(0.005)
+            samples.append(time.perf_counter() - committed)
+            time.sleep(rng.uniform(0.1, 0.4))
+    finally:
+        for process in (auto, web):
+            process.terminate()
+            process.wait(10)
+        session.delete()
+    return figures("web node (storage)", samples)
 
 
 if __name__ == "__main__":

@@ -315,6 +315,14 @@ def site_figures(full: float, doit, setup, env, root: Path, data, say) -> None:
         f"  vl-convert alone, the same SVGs and PNGs in one process  {alone:7.2f} s"
         f"  the parallel build is {full / alone:.2f}x (goal <= 0.65x on 2 cores)"
     )
+    functions = functions_alone()
+    cores = os.cpu_count() or 1
+    least = (functions + alone) / cores
+    say(
+        f"  the chart and number functions alone (their queries and Altair charts, in one"
+        f" process) {functions:.2f} s: with vl-convert's work, at least {least:.2f} s on"
+        f" {cores} cores = {least / alone:.2f}x vl-convert alone"
+    )
     noop_figures(doit, setup, env, root, say)
     lone_figures(doit, env, root, data, say)
 
@@ -331,6 +339,24 @@ def vl_convert_alone(output: Path) -> float:
     started = time.perf_counter()
     for spec in specs:
         vl_convert.svg_to_png(vl_convert.vegalite_to_svg(spec))
+    return time.perf_counter() - started
+
+
+def functions_alone() -> float:
+    """Seconds the site's own chart and number functions take, in this process, with
+    Altair's conversion to a Vega-Lite spec: the work a build cannot hand to vl-convert."""
+    from chartbuild.declare import catalog
+
+    functions = [
+        catalog.function(generator, declaration.name)
+        for generator in catalog.load().generators
+        for declaration in generator.declarations
+    ]
+    started = time.perf_counter()
+    for function in functions:
+        value = function()
+        if hasattr(value, "to_dict"):
+            value.to_dict()
     return time.perf_counter() - started
 
 

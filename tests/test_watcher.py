@@ -173,3 +173,21 @@ def test_a_build_that_says_stop_ends_the_watch_with_its_reason():
     assert out.getvalue().splitlines()[-1] == (
         "this builder lost the lead: builder pid 7 on b builds now"
     )
+
+
+def test_a_commit_builds_at_once_while_an_edit_waits_for_the_editor(tmp_path):
+    builds = Builds()
+    watcher, thread, _, source, _ = start(tmp_path, builds, quiet=0.01, source_quiet=1.0)
+    try:
+        woken = time.monotonic()
+        wakeup.send(tmp_path)
+        assert builds.done.wait(5)
+        assert time.monotonic() - woken < 0.9  # not the sources' quiet
+        builds.done.clear()
+        edited = time.monotonic()
+        source.write_text("# generator, edited\n")
+        assert builds.done.wait(5)
+        assert time.monotonic() - edited >= 1.0  # an editor's writes end first
+    finally:
+        watcher.stop()
+        thread.join(5)

@@ -20,6 +20,10 @@ runs says so, and catches up with everything that changed meanwhile.
 
 Bursts are coalesced: after the first trigger the watcher waits until nothing has
 happened for ``quiet`` seconds (at most ``max_delay`` seconds) and then builds once.
+A commit wakes it once or twice at the same moment (the hook and ``NOTIFY``), so its
+quiet is short (10 ms); an editor saves a file in several writes, so a changed source
+waits ``source_quiet`` (50 ms). Commits that come while a build runs are built together
+by the next one.
 While charts fail, a poll only exports, and the failing charts run again when new
 events come or every ``retry_failed`` seconds; the same failure is reported once.
 """
@@ -121,7 +125,8 @@ class Watcher:
         data_files: Iterable[Path] = (),
         written_since: Callable[[BuildResult], bool] = lambda result: False,
         retry_failed: float = 30.0,
-        quiet: float = 0.05,
+        quiet: float = 0.01,
+        source_quiet: float = 0.05,
         max_delay: float = 1.0,
     ) -> None:
         self.build = build
@@ -134,6 +139,8 @@ class Watcher:
         self.out = out
         self.on_source_change = on_source_change
         self.quiet = quiet
+        self.source_quiet = source_quiet
+        self._sources_changing = False
         self.max_delay = max_delay
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -168,7 +175,7 @@ class Watcher:
         if path in self._watched:
             with self._lock:
                 self._changed.add(path)
-            self._trigger(f"{path.name} changed")
+            self._trigger(f"{path.name} changed", source=True)
 
     def _data_stat(self) -> tuple[tuple[str, int, int], ...]:
         """The size and mtime of each database file there is."""
@@ -181,9 +188,10 @@ class Watcher:
             found.append((str(path), stat.st_size, stat.st_mtime_ns))
         return tuple(found)
 
-    def _trigger(self, reason: str) -> None:
+    def _trigger(self, reason: str, *, source: bool = False) -> None:
         with self._lock:
             self._reasons.add(reason)
+            self._sources_changing = self._sources_changing or source
             self._last = time.monotonic()
         self._wake.set()
 
@@ -210,6 +218,7 @@ class Watcher:
                 with self._lock:
                     reasons, self._reasons = self._reasons or {"poll"}, set()
                     changed, self._changed = self._changed, set()
+                    self._sources_changing = False
                     self._wake.clear()
                 if changed:
                     self.on_source_change(changed)
@@ -229,9 +238,10 @@ class Watcher:
         while not self._stop.is_set():
             with self._lock:
                 idle = time.monotonic() - self._last
-            if idle >= self.quiet or time.monotonic() - first >= self.max_delay:
+                quiet = self.source_quiet if self._sources_changing else self.quiet
+            if idle >= quiet or time.monotonic() - first >= self.max_delay:
                 return
-            time.sleep(min(self.quiet - idle, 0.05) if idle < self.quiet else 0)
+            time.sleep(min(quiet - idle, 0.05))
 
     def _build_and_report(self, reasons: set[str]) -> None:
         with self._lock:
