@@ -346,7 +346,9 @@ def _undeclared_reads(cat: catalog.Catalog) -> list[CheckMessage]:
 def check_capture(
     app_configs: Any = None, databases: Any = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """E010, W002, W006: how the tables charts read are captured in the database.
+    """E010, W002, W006: how the tables charts read are captured in the database; W007,
+    W008: how it keeps the rollups (a warning: a rollup it does not keep is read by the
+    full query, which is never wrong, and ``migrate``, which makes it, runs these checks).
 
     Tagged ``database``, as Django's own checks that query it: ``manage.py check
     --database default`` runs them, other commands (``migrate`` among them, which
@@ -354,7 +356,46 @@ def check_capture(
     """
     if _settings_errors() or not apps.is_installed("mqueue"):
         return []
-    return _known(_capture(databases))
+    return _known([*_capture(databases), *_rollups(databases)])
+
+
+def _rollups(databases: Any) -> list[CheckMessage]:
+    from chartbuild.rollups import store
+    from chartbuild.rollups import sync as rollups
+
+    using = conf.database()
+    if databases is None or using not in databases:
+        return []
+    found, _ = rollups.declared()
+    if not found:
+        return []
+    if not store.supported(using):
+        return [
+            Warning(
+                f"database {using!r} ({connections[using].vendor}) does not keep rollups "
+                f"({', '.join(r.name for r in found)}): each read runs the full GROUP BY query "
+                "(correct, but its cost grows with the table)",
+                hint="Use PostgreSQL or SQLite with CHARTBUILD_CAPTURE = 'auto'.",
+                id="chartbuild.W007",
+            )
+        ]
+    messages: list[CheckMessage] = []
+    try:
+        states = {r.name: store.state(r, using) for r in found}
+    except DatabaseError:
+        return []  # unreachable: the builds say so
+    for name, state in sorted(states.items()):
+        if state in (store.NOT_MADE, store.OUTDATED):
+            messages.append(
+                Warning(
+                    f"rollup {name!r} is {state.split(':')[0]} in database {using!r}: its "
+                    "charts read the full query until it is",
+                    hint="Run `manage.py migrate`: it makes and fills chartbuild's rollups.",
+                    obj=name,
+                    id="chartbuild.W008",
+                )
+            )
+    return messages
 
 
 def _capture(databases: Any) -> list[CheckMessage]:

@@ -1,4 +1,4 @@
-"""chartbuild's own table: the change log that database triggers write to.
+"""chartbuild's own tables: the change log that database triggers write to, and the rest.
 
 Every statement (PostgreSQL) or row (SQLite) that writes to a table a chart reads adds a
 :class:`Change` in the same transaction, whatever issued it: ``save()``, ``update()``,
@@ -87,3 +87,20 @@ class BuildState(models.Model):
 
     def __str__(self) -> str:
         return f"build state {self.serial} saved by {self.saved_by}"
+
+
+class RollupState(models.Model):
+    """A rollup the database keeps (see :mod:`chartbuild.rollups`): which version of its
+    declaration its tables and triggers were made for, and when it was last filled."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    version = models.CharField(max_length=64)
+    base_table = models.CharField(max_length=128)
+    filled_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "chartbuild_rollupstate"
+        verbose_name = "rollup"
+
+    def __str__(self) -> str:
+        return f"rollup {self.name} of {self.base_table}"

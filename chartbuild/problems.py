@@ -58,6 +58,9 @@ CHECKS: dict[str, str] = {
     "chartbuild.W005": "a model mqueue tracks has a primary key mqueue cannot store",
     "chartbuild.W006": "a model a chart reads is stored in a view: writes to the tables "
     "behind it are not seen",
+    "chartbuild.W007": "the database does not keep rollups: each read runs the full query",
+    "chartbuild.W008": "a rollup the generators declare is not made in the database, or was "
+    "made for an older declaration: its charts read the full query until `migrate`",
 }
 
 

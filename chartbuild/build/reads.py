@@ -30,6 +30,8 @@ from sqlparse import tokens
 
 from chartbuild.declare import tables
 
+#: The app whose tables are chartbuild's bookkeeping, not what a chart shows.
+OWN_APP = "chartbuild"
 #: Keywords that may stand between ``FROM`` and the table (``FROM ONLY t``, PostgreSQL).
 BEFORE_TABLE = ("ONLY", "LATERAL")
 
@@ -99,9 +101,15 @@ class Queries:
         return execute(sql, params, many, context)
 
     def tables(self) -> set[str]:
-        """The names of the tables of installed models that the statements mention."""
+        """The names of the tables of installed models that the statements mention, but
+        chartbuild's own (a rollup's reader looks up its state there)."""
         known = tables.owners()
-        return {name for sql in self.statements for name in tables_in(sql) if name in known}
+        return {
+            name
+            for sql in self.statements
+            for name in tables_in(sql)
+            if name in known and not known[name].startswith(f"{OWN_APP}.")
+        }
 
     def models(self) -> list[str]:
         """Labels of the models that own the tables read, sorted."""

@@ -151,7 +151,8 @@ def _charts(build: session.Session) -> Iterator[Task]:
             name = names.task_name(generator.name, declaration.name)
             if not build.declares(name):
                 continue
-            doc = f"{declaration.title} ({declaration.kind}; reads {', '.join(declaration.models)})"
+            reads = ", ".join([*(f"rollup {r}" for r in declaration.rollups), *declaration.models])
+            doc = f"{declaration.title} ({declaration.kind}; reads {reads})"
             if (generator.name, declaration.name) in troubled or (generator.name, "") in troubled:
                 problems = cat.problems_of(generator.name, declaration.name)
                 message = "\n".join(f"{p.id}: {p.msg}. {p.hint}" for p in problems)

@@ -41,6 +41,8 @@ class Declaration:
     function: str = field(default="", compare=False)
     #: The declared permission: a string, :data:`CALLABLE`, or "" (the generator's default).
     permission: str = ""
+    #: The rollups it reads (their base models are in ``models``).
+    rollups: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +54,7 @@ class Declaration:
             "unit": self.unit,
             "function": self.function,
             "permission": self.permission,
+            "rollups": list(self.rollups),
         }
 
     @classmethod
@@ -65,11 +68,16 @@ class Declaration:
             unit=data.get("unit", ""),
             function=data.get("function", ""),
             permission=data.get("permission", ""),
+            rollups=tuple(data.get("rollups", ())),
         )
 
 
 def model_label(model: Any) -> str:
-    """``"app_label.modelname"`` in lower case, for a model class or a label string."""
+    """``"app_label.modelname"`` in lower case, for a model class or a label string (for a
+    rollup, its base model's: a chart that reads it depends on the writes to that)."""
+    base = getattr(model, "base_label", None)
+    if isinstance(base, str):
+        return base
     meta = getattr(model, "_meta", None)
     if meta is not None:
         return str(meta.label_lower).lower()  # label_lower keeps the app label's case
@@ -89,6 +97,7 @@ def _declare(
     unit: str = "",
     permission: Permission | None = None,
 ) -> F:
+    models = list(models)
     chart_name = name or func.__name__
     doc_line = (func.__doc__ or "").strip().splitlines()[0:1]
     default_title = doc_line[0] if doc_line else chart_name.replace("_", " ").capitalize()
@@ -101,6 +110,7 @@ def _declare(
         unit=unit,
         function=func.__name__,
         permission=stored_permission(permission),
+        rollups=tuple(m.name for m in models if isinstance(getattr(m, "base_label", None), str)),
     )
     setattr(func, ATTRIBUTE, declaration)
     if callable(permission):

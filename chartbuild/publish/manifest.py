@@ -51,6 +51,7 @@ def entries(
                 "kind": declaration.kind,
                 "title": declaration.title,
                 "models": list(declaration.models),
+                "rollups": list(declaration.rollups),
             }
             kept = previous.get(task)
             if kept is not None and kept.get("kind") == declaration.kind:

@@ -1,4 +1,5 @@
-"""``manage.py chartbuild capture [--install | --remove]`` and ``manage.py chartbuild status``."""
+"""``manage.py chartbuild capture [--install | --remove]``, ``status``, ``rollups`` and
+``verify [NAME ...] [--no-repair]``."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ from chartbuild import conf
 from chartbuild.capture import triggers as capture
 from chartbuild.declare import catalog
 from chartbuild.live import status
+from chartbuild.rollups import store
+from chartbuild.rollups import sync as rollups
 
 
 class Command(BaseCommand):
     help = (
         "chartbuild's state in the database. `capture`: the triggers on the tables charts "
-        "read; `status`: who builds, the last export, the lag."
+        "read; `status`: who builds, the last export, the lag; `rollups`: the rollups the "
+        "database keeps; `verify`: each rollup against the full query."
     )
     requires_system_checks: list[str] = []  # it mends what chartbuild.E010 reports
 
@@ -39,11 +43,32 @@ class Command(BaseCommand):
             "no publication contains yet has waited.",
         )
 
+        commands.add_parser(
+            "rollups",
+            help="list the rollups, how the database keeps them, their buckets and pending rows",
+            description="Every rollup the generators declare: its base table, its state "
+            "(maintained, not made or outdated until migrate, or recomputed at each read), "
+            "its buckets and the differences written but not folded yet.",
+        )
+        verify = commands.add_parser(
+            "verify",
+            help="compare rollups with the full query, and fill again those that differ",
+            description="Compare each rollup (or those named) with the full GROUP BY query of "
+            "its base table, name every bucket that differs, and fill it again from the "
+            "table. Exits 1 when one differed.",
+        )
+        verify.add_argument("names", nargs="*", metavar="NAME", help="rollups (default: all)")
+        verify.add_argument("--no-repair", action="store_true", help="only report the differences")
+
     def handle(self, *args: Any, command: str, **options: Any) -> None:
         try:
             if command == "status":
                 for line in status.current().lines():
                     self.stdout.write(line)
+            elif command == "rollups":
+                self.rollups()
+            elif command == "verify":
+                self.verify(options["names"], repair=not options["no_repair"])
             else:
                 self.capture(install=options["install"], remove=options["remove"])
         except DatabaseError as exc:
@@ -75,3 +100,42 @@ class Command(BaseCommand):
         for table, state in sorted(status.items()):
             readers = ", ".join(sorted(watched.get(table, ()))) or "no chart"
             self.stdout.write(f"{table:<{width}}  {state:<12}  {readers}")
+
+    def rollups(self) -> None:
+        found, _ = rollups.declared()
+        if not found:
+            self.stdout.write("no generator declares a rollup")
+            return
+        rows = [
+            (
+                s.name,
+                s.base_table,
+                s.state,
+                "-" if s.buckets is None else str(s.buckets),
+                "-" if s.pending is None else str(s.pending),
+            )
+            for s in store.status(found)
+        ]
+        header = ("rollup", "base table", "state", "buckets", "pending")
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        for row in [header, *rows]:
+            self.stdout.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+
+    def verify(self, names: list[str], *, repair: bool) -> None:
+        try:
+            chosen = [rollups.named(n) for n in names] if names else rollups.declared()[0]
+        except LookupError as exc:
+            raise CommandError(str(exc)) from None
+        differed = False
+        for rollup in chosen:
+            found = store.verify(rollup, repair=repair)
+            if not found:
+                self.stdout.write(f"{rollup.name}: equal to the full query")
+                continue
+            differed = True
+            done = "filled again" if repair else "not repaired (--no-repair)"
+            self.stdout.write(f"{rollup.name}: {len(found)} bucket(s) differ, {done}:")
+            for difference in found:
+                self.stdout.write(f"  {difference}")
+        if differed:
+            raise CommandError("some rollups differed from the full query", returncode=1)
