@@ -274,10 +274,38 @@ writes = st.lists(
         st.tuples(st.just("raw"), amounts, st.integers(0, 2)),
         st.tuples(st.just("rolled_back"), amounts),
         st.tuples(st.just("empty")),
+        st.tuples(st.just("concurrent"), amounts, st.integers(0, 1)),
     ),
     min_size=1,
     max_size=15,
 )
+
+
+def both(write) -> None:
+    """``write`` in two transactions open at once on one bucket (PostgreSQL; SQLite has one
+    writer at a time, so there one after the other): neither waits for the other."""
+    if connection.vendor != "postgresql":
+        write()
+        write()
+        return
+    wrote, committed = threading.Event(), threading.Event()
+
+    def other() -> None:
+        try:
+            with transaction.atomic():
+                write()
+                wrote.set()
+                committed.wait(10)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    assert wrote.wait(10)
+    with transaction.atomic():
+        write()
+    committed.set()
+    thread.join(10)
 
 
 def apply(write, product, customers):
@@ -330,6 +358,13 @@ def apply(write, product, customers):
                 raise RuntimeError
         except RuntimeError:
             pass
+    elif kind == "concurrent":
+        amount, month = args
+        both(
+            lambda: Order.objects.create(
+                **vars_of(order(product, None, amount=amount, month=month))
+            )
+        )
     elif kind == "empty":
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
@@ -401,3 +436,36 @@ def test_a_chart_of_a_rollup_is_rebuilt_by_its_base_table_and_nothing_else(build
     assert [row["revenue"] for row in spec["data"]["values"]] == [60.0]
     entry = next(e for e in build.manifest() if e["task"] == "shop.revenue_per_month")
     assert entry["rollups"] == ["shop_revenue"]
+
+
+def test_a_changed_declaration_is_made_again_and_a_removed_one_dropped(made, people):
+    product, (ada, *_) = people
+    Order.objects.create(**vars_of(order(product, ada)))
+    changed = Rollup(
+        "test_orders_by_month",
+        model=Order,
+        by={"month": Month("created_at", tzinfo=UTC)},
+        aggregates={"orders": Count("id")},
+    )
+    report = store.sync([ORDERS, changed], drop_others=False)
+    assert report.made == ["test_orders_by_month"]
+    assert store.read(changed) == [{"month": dt.date(2025, 1, 1), "orders": 1}]
+    changed.aggregates["revenue"] = Sum("amount")  # what an edited generator declares
+    report = store.sync([ORDERS, changed], drop_others=False)
+    assert report.remade == ["test_orders_by_month"]
+    assert store.read(changed)[0]["revenue"] == Decimal("10.00")
+    report = store.sync([ORDERS, revenue, statuses])
+    assert report.dropped == ["test_orders_by_month"]
+    assert "chartbuild_rollup_test_orders_by_month" not in connection.introspection.table_names()
+
+
+def test_migrate_drops_the_rollups_no_generator_declares(settings):
+    settings.CHARTBUILD_GENERATORS = ["generators.users"]
+    settings.CHARTBUILD_AUTODISCOVER = False
+    try:
+        out = StringIO()
+        call_command("migrate", stdout=out)
+        assert "chartbuild rollups: dropped shop_revenue, shop_statuses" in out.getvalue()
+        assert not RollupState.objects.exists()
+    finally:
+        store.sync([revenue, statuses], drop_others=False)
