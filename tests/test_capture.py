@@ -316,7 +316,7 @@ def test_orm_capture_drops_the_record_of_a_rolled_back_write(orm_capture):
 
 
 def test_orm_capture_is_a_warning_that_other_programs_are_not_seen(orm_capture):
-    (warning,) = check_capture(databases=["default"])
+    (warning,) = [m for m in check_capture(databases=["default"]) if m.id != "chartbuild.W007"]
     assert warning.id == "chartbuild.W002"
     assert "not those of other programs" in warning.msg
 
