@@ -381,6 +381,8 @@ def _rollups(databases: Any) -> list[CheckMessage]:
         ]
     messages: list[CheckMessage] = []
     try:
+        if not store.migrated(using):
+            return []  # not migrated yet: `migrate` makes everything
         states = {r.name: store.state(r, using) for r in found}
     except DatabaseError:
         return []  # unreachable: the builds say so

@@ -1,8 +1,8 @@
 """Charts and numbers about the shop: they read ``shop.Order`` and ``shop.Product`` only.
 
-Revenue counts every order that was not cancelled. The revenue per month and the orders
-by status read rollups, which the database keeps as orders are written: a new order costs
-what it changed, not a new pass over every order.
+Revenue counts every order that was not cancelled. Every chart and number of the orders
+reads one of two rollups, which the database keeps as orders are written: a new order
+costs what it changed, not a new pass over every order.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import altair as alt
 from django.conf import settings
-from django.db.models import Avg, Count, Q, QuerySet, Sum
+from django.db.models import Count, Q, Sum
 
 from chartbuild import chart, number
 from chartbuild.periods import Month
@@ -32,29 +32,31 @@ def _money(value: Decimal | float | None) -> float:
     return round(float(value or 0), 2)
 
 
-def _sales() -> QuerySet[Order]:
-    """Orders that count as revenue: all but the cancelled ones."""
-    return Order.objects.exclude(status=Order.Status.CANCELLED)
-
-
-#: Revenue and orders per month, cancelled orders left out.
-revenue = Rollup(
-    "shop_revenue",
+#: Revenue and orders per month and product, cancelled orders left out.
+sales = Rollup(
+    "shop_sales",
     model=Order,
     filter=~Q(status=Order.Status.CANCELLED),
-    by={"month": Month("created_at", tzinfo=ZoneInfo(settings.TIME_ZONE))},
+    by={"month": Month("created_at", tzinfo=ZoneInfo(settings.TIME_ZONE)), "product": "product_id"},
     aggregates={"revenue": Sum("amount"), "orders": Count("id")},
 )
-#: Orders per status, cancelled ones included.
-statuses = Rollup(
-    "shop_statuses", model=Order, by={"status": "status"}, aggregates={"orders": Count("id")}
+#: Orders per month, status and product, cancelled ones included.
+orders = Rollup(
+    "shop_orders",
+    model=Order,
+    by={
+        "month": Month("created_at", tzinfo=ZoneInfo(settings.TIME_ZONE)),
+        "status": "status",
+        "product": "product_id",
+    },
+    aggregates={"orders": Count("id")},
 )
 
 
-@chart(models=[revenue])
+@chart(models=[sales])
 def revenue_per_month() -> alt.Chart:
     """Revenue per month"""
-    rows = revenue.rows(order_by=["month"])
+    rows = sales.rows(by=["month"], order_by=["month"])
     values = [
         {
             "month": row["month"].isoformat(),
@@ -79,10 +81,10 @@ def revenue_per_month() -> alt.Chart:
     )
 
 
-@chart(models=[statuses])
+@chart(models=[orders])
 def orders_by_status() -> alt.Chart:
     """Orders by status"""
-    rows = statuses.rows(order_by=["status"])
+    rows = orders.rows(by=["status"], order_by=["status"])
     labels = dict(Order.Status.choices)
     values = [
         {"status": str(labels.get(row["status"], row["status"])), "orders": row["orders"]}
@@ -107,23 +109,18 @@ def orders_by_status() -> alt.Chart:
     )
 
 
-@chart(models=[Order, Product])
+@chart(models=[orders, Product])
 def orders_by_category() -> alt.Chart:
     """Orders per category and month"""
-    rows = (
-        Order.objects.annotate(month=Month("created_at"))
-        .values("month", "product__category")
-        .annotate(orders=Count("id"))
-        .order_by("month", "product__category")
-    )
+    category = dict(Product.objects.values_list("id", "category"))
+    counted: dict[tuple[str, str], int] = {}
+    for row in orders.rows(by=["month", "product"]):  # a row per month and product
+        key = (row["month"].isoformat(), category.get(row["product"], ""))
+        counted[key] = counted.get(key, 0) + row["orders"]
     labels = dict(Product.Category.choices)
     values = [
-        {
-            "month": row["month"].isoformat(),
-            "category": str(labels.get(row["product__category"], row["product__category"])),
-            "orders": row["orders"],
-        }
-        for row in rows
+        {"month": month, "category": str(labels.get(name, name)), "orders": count}
+        for (month, name), count in sorted(counted.items())
     ]
     return (
         alt.Chart(alt.Data(values=values), title="Orders per category and month")
@@ -142,24 +139,21 @@ def orders_by_category() -> alt.Chart:
     )
 
 
-@chart(models=[Order, Product])
+@chart(models=[sales, Product])
 def top_products() -> alt.Chart:
     """Top 10 products by revenue"""
-    rows = (
-        _sales()
-        .values("product_id", "product__name", "product__category")
-        .annotate(revenue=Sum("amount"), orders=Count("id"))
-        .order_by("-revenue", "product_id")[:10]
-    )
+    rows = sales.rows(by=["product"], order_by=["-revenue", "product"])[:10]
+    products = Product.objects.in_bulk([row["product"] for row in rows])
     labels = dict(Product.Category.choices)
     values = [
         {
-            "product": row["product__name"],
-            "category": str(labels.get(row["product__category"], row["product__category"])),
+            "product": products[row["product"]].name,
+            "category": str(labels.get(products[row["product"]].category, "")),
             "revenue": _money(row["revenue"]),
             "orders": row["orders"],
         }
         for row in rows
+        if row["product"] in products
     ]
     return (
         alt.Chart(alt.Data(values=values), title="Top 10 products by revenue")
@@ -183,21 +177,24 @@ def top_products() -> alt.Chart:
     )
 
 
-@number(models=[Order], label="Revenue", unit="EUR")
+@number(models=[sales], label="Revenue", unit="EUR")
 def total_revenue() -> Decimal:
     """Revenue of all orders that were not cancelled"""
-    revenue = _sales().aggregate(revenue=Sum("amount"))["revenue"]
-    return Decimal(revenue or 0).quantize(CENT)
+    (total,) = sales.rows(by=[])
+    return Decimal(total["revenue"] or 0).quantize(CENT)
 
 
-@number(models=[Order], label="Orders", unit="orders")
+@number(models=[orders], label="Orders", unit="orders")
 def orders_count() -> int:
     """Orders placed, cancelled ones included"""
-    return Order.objects.count()
+    (total,) = orders.rows(by=[])
+    return int(total["orders"])
 
 
-@number(models=[Order], label="Average order value", unit="EUR")
+@number(models=[sales], label="Average order value", unit="EUR")
 def average_order_value() -> Decimal:
     """Average amount of the orders that were not cancelled"""
-    average = _sales().aggregate(average=Avg("amount"))["average"]
-    return Decimal(average or 0).quantize(CENT)
+    (total,) = sales.rows(by=[])
+    if not total["orders"]:
+        return Decimal(0).quantize(CENT)
+    return (Decimal(total["revenue"]) / total["orders"]).quantize(CENT)

@@ -22,7 +22,8 @@ from chartbuild.periods import Month
 from chartbuild.rollups import Rollup, store
 from chartbuild.rollups.sql import RollupError
 from demo.shop.models import Order, Product
-from generators.shop import revenue, statuses
+from generators.shop import orders as shop_orders
+from generators.shop import sales
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -171,22 +172,22 @@ def test_two_writers_of_one_bucket_do_not_wait_for_each_other(made, people, post
 
 
 def test_verify_finds_and_repairs_a_rollup_damaged_by_hand(people):
-    """The demo's shop_revenue, made by the test database's migrate."""
+    """The demo's shop_sales, made by the test database's migrate."""
     product, (ada, *_) = people
     Order.objects.create(**vars_of(order(product, ada)))
-    assert store.state(revenue) == store.MAINTAINED
-    store.fold(revenue)
+    assert store.state(sales) == store.MAINTAINED
+    store.fold(sales)
     with connection.cursor() as cursor:
-        cursor.execute('UPDATE chartbuild_rollup_shop_revenue SET "orders" = 41')
+        cursor.execute('UPDATE chartbuild_rollup_shop_sales SET "orders" = 41')
     out = StringIO()
     with pytest.raises(CommandError, match="differed"):
-        call_command("chartbuild", "verify", "shop_revenue", stdout=out)
-    assert "month=datetime.date(2025, 1, 1): orders 41 != 1" in out.getvalue()
-    assert store.differences(revenue) == []  # filled again
+        call_command("chartbuild", "verify", "shop_sales", stdout=out)
+    assert "orders 41 != 1" in out.getvalue()
+    assert store.differences(sales) == []  # filled again
     out = StringIO()
     call_command("chartbuild", "verify", stdout=out)
-    assert "shop_revenue: equal to the full query" in out.getvalue()
-    assert "shop_statuses: equal to the full query" in out.getvalue()
+    assert "shop_sales: equal to the full query" in out.getvalue()
+    assert "shop_orders: equal to the full query" in out.getvalue()
 
 
 def test_rollups_lists_them_with_their_state(people):
@@ -194,7 +195,8 @@ def test_rollups_lists_them_with_their_state(people):
     call_command("chartbuild", "rollups", stdout=out)
     lines = out.getvalue().splitlines()
     assert lines[0].split() == ["rollup", "base", "table", "state", "buckets", "pending"]
-    assert lines[1].split()[:3] == ["shop_revenue", "shop_order", "maintained"]
+    assert lines[1].split()[:3] == ["shop_orders", "shop_order", "maintained"]
+    assert lines[2].split()[:3] == ["shop_sales", "shop_order", "maintained"]
 
 
 def test_orm_capture_reads_the_full_query(settings, people):
@@ -406,23 +408,23 @@ def test_a_database_that_does_not_keep_rollups_is_told(settings):
 
 
 def test_a_rollup_migrate_has_not_made_is_told():
-    store.drop(revenue)
-    RollupState.objects.filter(name="shop_revenue").delete()
+    store.drop(sales)
+    RollupState.objects.filter(name="shop_sales").delete()
     try:
         messages = [m for m in check_capture(databases=["default"]) if m.id == "chartbuild.W008"]
-        assert [m.obj for m in messages] == ["shop_revenue"]
-        assert store.read(revenue) == store.full(revenue)  # read by the full query meanwhile
+        assert [m.obj for m in messages] == ["shop_sales"]
+        assert store.read(sales) == store.full(sales)  # read by the full query meanwhile
         out = StringIO()
         call_command("migrate", stdout=out)
-        assert "chartbuild rollups: made shop_revenue" in out.getvalue()
-        assert store.state(revenue) == store.MAINTAINED
+        assert "chartbuild rollups: made shop_sales" in out.getvalue()
+        assert store.state(sales) == store.MAINTAINED
     finally:
-        store.sync([revenue, statuses], drop_others=False)
+        store.sync([sales, shop_orders], drop_others=False)
 
 
 def test_a_chart_of_a_rollup_is_rebuilt_by_its_base_table_and_nothing_else(build):
     """A real doit run over copies of the demo's generators: revenue_per_month reads the
-    shop_revenue rollup; its rows follow a raw UPDATE of the orders."""
+    shop_sales rollup; its rows follow a raw UPDATE of the orders."""
     user = User.objects.get(username="user0")
     user.first_name = "Ada"
     user.save()
@@ -431,11 +433,11 @@ def test_a_chart_of_a_rollup_is_rebuilt_by_its_base_table_and_nothing_else(build
         cursor.execute("UPDATE shop_order SET amount = 20")
     result = build.run()
     assert result.returncode == 0
-    assert {"shop.revenue_per_month", "shop.orders_by_status"} <= result.charts
+    assert {"shop.revenue_per_month", "shop.orders_by_status", "shop.top_products"} <= result.charts
     spec = json.loads((build.out / "shop" / "revenue_per_month.vl.json").read_text())
     assert [row["revenue"] for row in spec["data"]["values"]] == [60.0]
     entry = next(e for e in build.manifest() if e["task"] == "shop.revenue_per_month")
-    assert entry["rollups"] == ["shop_revenue"]
+    assert entry["rollups"] == ["shop_sales"]
 
 
 def test_a_changed_declaration_is_made_again_and_a_removed_one_dropped(made, people):
@@ -454,7 +456,7 @@ def test_a_changed_declaration_is_made_again_and_a_removed_one_dropped(made, peo
     report = store.sync([ORDERS, changed], drop_others=False)
     assert report.remade == ["test_orders_by_month"]
     assert store.read(changed)[0]["revenue"] == Decimal("10.00")
-    report = store.sync([ORDERS, revenue, statuses])
+    report = store.sync([ORDERS, sales, shop_orders])
     assert report.dropped == ["test_orders_by_month"]
     assert "chartbuild_rollup_test_orders_by_month" not in connection.introspection.table_names()
 
@@ -465,7 +467,46 @@ def test_migrate_drops_the_rollups_no_generator_declares(settings):
     try:
         out = StringIO()
         call_command("migrate", stdout=out)
-        assert "chartbuild rollups: dropped shop_revenue, shop_statuses" in out.getvalue()
+        assert "chartbuild rollups: dropped shop_orders, shop_sales" in out.getvalue()
         assert not RollupState.objects.exists()
     finally:
-        store.sync([revenue, statuses], drop_others=False)
+        store.sync([sales, shop_orders], drop_others=False)
+
+
+@pytest.mark.parametrize("capture", ["auto", "orm"])
+def test_rows_add_buckets_up_and_filter_them_in_the_database(made, people, settings, capture):
+    settings.CHARTBUILD_CAPTURE = capture  # kept by the database, or the full query
+    product, (ada, bob, _) = people
+    Order.objects.bulk_create(
+        [
+            order(product, ada, status="paid", amount="1.00", month=0),
+            order(product, bob, status="shipped", amount="2.00", month=0),
+            order(product, None, status="paid", amount="4.00", month=1),
+            order(product, ada, status="cancelled", amount="8.00", month=1),
+        ]
+    )
+    by_month = ORDERS.rows(by=["month"], order_by=["month"])
+    assert [(r["month"], r["orders"], r["revenue"], r["high"]) for r in by_month] == [
+        (dt.date(2025, 1, 1), 2, Decimal("3.00"), Decimal("2.00")),
+        (dt.date(2025, 2, 1), 1, Decimal("4.00"), Decimal("4.00")),
+    ]
+    (total,) = ORDERS.rows(by=[])
+    assert (total["orders"], total["revenue"], total["customers"]) == (3, Decimal("7.00"), 2)
+    paid = ORDERS.rows(status="paid", order_by=["-revenue"])
+    assert [r["revenue"] for r in paid] == [Decimal("4.00"), Decimal("1.00")]
+    assert ORDERS.rows(by=["status"], month=dt.date(2025, 2, 1)) == [
+        {
+            "status": "paid",
+            "revenue": Decimal("4.00"),
+            "orders": 1,
+            "average": Decimal("4.00"),
+            "low": Decimal("4.00"),
+            "high": Decimal("4.00"),
+            "customers": 0,
+            "customer_sum": None,
+            "customer_low": None,
+            "customer_high": None,
+        }
+    ]
+    with pytest.raises(RollupError, match="not one of its buckets"):
+        ORDERS.rows(by=["amount"])

@@ -81,8 +81,8 @@ def staff_only_orders_by_status(site) -> None:
     source = site.gens.joinpath("shop.py")
     source.write_text(
         source.read_text().replace(
-            "@chart(models=[statuses])\ndef orders_by_status",
-            "@chart(models=[statuses], permission='staff')\ndef orders_by_status",
+            "@chart(models=[orders])\ndef orders_by_status",
+            "@chart(models=[orders], permission='staff')\ndef orders_by_status",
         )
     )
     assert site.run().returncode == 0

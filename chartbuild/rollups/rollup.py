@@ -143,27 +143,45 @@ class Rollup:
     def digest(self) -> str:
         return hashlib.sha256(self.definition().encode()).hexdigest()[:16]
 
-    def queryset(self, using: str | None = None) -> Any:
-        """The full ``GROUP BY`` query the rollup stands for (what ``verify`` compares)."""
+    def queryset(
+        self,
+        using: str | None = None,
+        *,
+        keys: Sequence[str] | None = None,
+        equal: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """The full ``GROUP BY`` query the rollup stands for (what ``verify`` compares), by
+        ``keys`` (default: all its buckets), of the rows whose buckets are ``equal``."""
         manager = self.model._base_manager
         queryset = manager.using(using) if using else manager.all()
         if self.filter is not None:
             queryset = queryset.filter(self.filter)
         aliases = {f"cbk{i}": self.bucket(k) for i, k in enumerate(self.by)}
+        names = {k: f"cbk{i}" for i, k in enumerate(self.by)}
+        queryset = queryset.annotate(**aliases).filter(
+            **{names[k]: v for k, v in (equal or {}).items() if v is not None},
+            **{f"{names[k]}__isnull": True for k, v in (equal or {}).items() if v is None},
+        )
         return (
-            queryset.annotate(**aliases)
-            .values(*aliases)
+            queryset.values(*(names[k] for k in (self.keys if keys is None else keys)))
             .annotate(**{f"cba{i}": a for i, a in enumerate(self.aggregates.values())})
             .order_by()
         )
 
     def rows(
-        self, *, order_by: Sequence[str] = (), using: str | None = None, **equal: Any
+        self,
+        *,
+        by: Sequence[str] | None = None,
+        order_by: Sequence[str] = (),
+        using: str | None = None,
+        **equal: Any,
     ) -> list[dict[str, Any]]:
-        """The rollup's rows (one per bucket that has rows), as dicts of its buckets and
-        aggregates; ``equal`` keeps the rows whose buckets have those values, ``order_by``
-        sorts by buckets or aggregates (``"-name"`` for descending)."""
-        return store.read(self, order_by=order_by, using=using, equal=equal)
+        """The rollup's rows, as dicts of buckets and aggregates: one per bucket that has
+        rows, or, with ``by`` (some of its buckets), one per value of those, added up in
+        the database (``by=[]``: one row of totals). ``equal`` keeps the rows whose
+        buckets have those values; ``order_by`` sorts by buckets or aggregates
+        (``"-name"`` for descending)."""
+        return store.read(self, by=by, order_by=order_by, using=using, equal=equal)
 
 
 def declared() -> list[Rollup]:

@@ -17,6 +17,7 @@ tables) or the row (SQLite's ``NEW``/``OLD``), and fills the rollup from the who
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -53,7 +54,13 @@ class Declared(Protocol):
 
     def digest(self) -> str: ...
 
-    def queryset(self, using: str | None = None) -> Any: ...
+    def queryset(
+        self,
+        using: str | None = None,
+        *,
+        keys: Sequence[str] | None = None,
+        equal: Mapping[str, Any] | None = None,
+    ) -> Any: ...
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import DatabaseError, OperationalError, connections, transaction
-from django.db.models import Avg, Count, Sum
+from django.db.models import Avg, Count, Min, Sum
 
 from chartbuild import conf
 from chartbuild.models import RollupState
@@ -55,6 +55,12 @@ def supported(using: str | None = None) -> bool:
 
 def version(rollup: Declared) -> str:
     return f"{sql.VERSION}-{rollup.digest()}"
+
+
+def migrated(using: str | None = None) -> bool:
+    """Whether chartbuild's migrations made the table of rollup states."""
+    connection = connections[using or conf.database()]
+    return RollupState._meta.db_table in connection.introspection.table_names()
 
 
 def _states(using: str) -> dict[str, RollupState]:
@@ -222,6 +228,7 @@ def fold(rollup: Declared, using: str | None = None) -> None:
 def read(
     rollup: Declared,
     *,
+    by: Sequence[str] | None = None,
     order_by: Sequence[str] = (),
     using: str | None = None,
     equal: Mapping[str, Any] | None = None,
@@ -229,81 +236,100 @@ def read(
     """The rows of ``rollup`` (see :meth:`chartbuild.rollups.Rollup.rows`)."""
     using = using or conf.database()
     equal = dict(equal or {})
-    columns = [*rollup.keys, *rollup.aggregates]
-    unknown = [c for c in [*equal, *(o.lstrip("-") for o in order_by)] if c not in columns]
-    if unknown:
-        raise RollupError(f"rollup {rollup.name!r} has no column {', '.join(unknown)}")
+    keys = list(rollup.keys if by is None else by)
+    wrong = [k for k in [*keys, *equal] if k not in rollup.keys]
+    wrong += [o for o in order_by if o.lstrip("-") not in [*keys, *rollup.aggregates]]
+    if wrong:
+        raise RollupError(
+            f"rollup {rollup.name!r}: {', '.join(wrong)} is not one of its buckets"
+            f" ({', '.join(rollup.keys)}) or, to order by, its aggregates"
+            f" ({', '.join(rollup.aggregates)})"
+        )
     if state(rollup, using) != MAINTAINED:
-        rows = full(rollup, using)
+        rows = full(rollup, using, by=keys, equal=equal)
     else:
         fold(rollup, using)
-        rows = _stored(rollup, using)
-    rows = [r for r in rows if all(_same(r[k], v) for k, v in equal.items())]
+        rows = _stored(rollup, using, keys, equal)
     for key in reversed(list(order_by)):
         name = key.lstrip("-")
         rows.sort(key=lambda r: _sortable(r[name]), reverse=key.startswith("-"))
     return rows
 
 
-def _same(a: Any, b: Any) -> bool:
-    return bool(a == b) if a is not None and b is not None else a is b
-
-
 def _sortable(value: Any) -> tuple[int, Any]:
     return (0, None) if value is None else (1, value)  # NULLs first, as Django sorts them ASC
 
 
-def full(rollup: Declared, using: str | None = None) -> list[dict[str, Any]]:
+def full(
+    rollup: Declared,
+    using: str | None = None,
+    *,
+    by: Sequence[str] | None = None,
+    equal: Mapping[str, Any] | None = None,
+) -> list[dict[str, Any]]:
     """The rollup's rows from the full ``GROUP BY`` query of the base table."""
-    names = [*rollup.keys, *rollup.aggregates]
-    aliases = [
-        *(f"cbk{i}" for i in range(len(rollup.keys))),
-        *(f"cba{i}" for i in range(len(rollup.aggregates))),
-    ]
-    return [
-        {name: row[alias] for name, alias in zip(names, aliases, strict=True)}
-        for row in rollup.queryset(using)
-    ]
+    keys = list(rollup.keys if by is None else by)
+    alias = {k: f"cbk{i}" for i, k in enumerate(rollup.keys)}
+    queryset = rollup.queryset(using, keys=keys, equal=equal or {})
+    names = [*keys, *rollup.aggregates]
+    aliases = [*(alias[k] for k in keys), *(f"cba{i}" for i in range(len(rollup.aggregates)))]
+    if not keys:
+        found = queryset.aggregate(
+            **{f"cba{i}": a for i, a in enumerate(rollup.aggregates.values())}
+        )
+        return [{name: found[a] for name, a in zip(names, aliases, strict=True)}]
+    return [{name: row[a] for name, a in zip(names, aliases, strict=True)} for row in queryset]
 
 
-def _stored(rollup: Declared, using: str) -> list[dict[str, Any]]:
+def _stored(
+    rollup: Declared, using: str, keys: list[str], equal: Mapping[str, Any]
+) -> list[dict[str, Any]]:
     connection = connections[using]
     compiled = sql.Compiled(rollup, connection)
     quote = compiled.quote
-    queryset = compiled.queryset()
-    annotations = queryset.query.annotations
-    key_fields = [annotations[f"cbk{i}"].output_field for i in range(len(rollup.keys))]
-    columns = [quote(k) for k in rollup.keys]
+    annotations = compiled.queryset().query.annotations
+    fields = {k: annotations[f"cbk{i}"].output_field for i, k in enumerate(rollup.keys)}
+    columns = [quote(k) for k in keys]
     readers = []
     for name, aggregate in rollup.aggregates.items():
         if isinstance(aggregate, Count):
-            columns.append(quote(name))
+            columns.append(f"SUM({quote(name)})")
             readers.append(("count", None))
         elif isinstance(aggregate, Sum | Avg):
-            columns += [quote(f"{name}__sum"), quote(f"{name}__n")]
+            columns += [f"SUM({quote(f'{name}__sum')})", f"SUM({quote(f'{name}__n')})"]
             how = "sum" if isinstance(aggregate, Sum) else "avg"
             readers.append((how, _source(rollup, aggregate)))
         else:
-            columns.append(quote(name))
+            extreme = "MIN" if isinstance(aggregate, Min) else "MAX"
+            columns.append(f"{extreme}({quote(name)})")
             readers.append(("extreme", _source(rollup, aggregate)))
+    where, params = [f"{quote(sql.ROWS)} > 0"], []
+    for key, value in equal.items():
+        if value is None:
+            where.append(f"{quote(key)} IS NULL")
+        else:
+            where.append(f"{quote(key)} = %s")
+            params.append(fields[key].get_db_prep_value(value, connection, prepared=False))
+    group = f" GROUP BY {', '.join(quote(k) for k in keys)}" if keys else ""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {', '.join(columns)} FROM {compiled.table} WHERE {quote(sql.ROWS)} > 0"
+            f"SELECT {', '.join(columns)} FROM {compiled.table} WHERE {' AND '.join(where)}{group}",
+            params,
         )
         fetched = cursor.fetchall()
     rows = []
     for values in fetched:
         row: dict[str, Any] = {}
         position = 0
-        for name, field in zip(rollup.keys, key_fields, strict=True):
-            row[name] = _convert(values[position], field, connection)
+        for name in keys:
+            row[name] = _convert(values[position], fields[name], connection)
             position += 1
         for name, (how, field) in zip(rollup.aggregates, readers, strict=True):
             if how == "count":
-                row[name] = int(values[position])
+                row[name] = int(values[position] or 0)
                 position += 1
             elif how in ("sum", "avg"):
-                total, count = values[position], int(values[position + 1])
+                total, count = values[position], int(values[position + 1] or 0)
                 position += 2
                 row[name] = None if count == 0 else _total(how, total, count, field, connection)
             else:

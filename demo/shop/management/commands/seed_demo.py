@@ -270,7 +270,8 @@ class Command(BaseCommand):
             for month in range(1, 13)
         }
         now = timezone.now()
-        orders = []
+        orders: list[Order] = []
+        made = 0
         for created_at in created:
             product = rng.choices(products, cum_weights=month_weights[created_at.month])[0]
             quantity = rng.choices(QUANTITIES, weights=QUANTITY_WEIGHTS)[0]
@@ -288,8 +289,11 @@ class Command(BaseCommand):
                     created_at=created_at,
                 )
             )
-        Order.objects.bulk_create(orders, batch_size=BATCH_SIZE)
-        return len(orders)
+            if len(orders) == BATCH_SIZE:  # in batches: --orders 10000000 fits in memory
+                Order.objects.bulk_create(orders)
+                made, orders = made + len(orders), []
+        Order.objects.bulk_create(orders)
+        return made + len(orders)
 
     @staticmethod
     def status(rng: random.Random, age: timedelta) -> str:
