@@ -438,6 +438,7 @@ def test_a_chart_of_a_rollup_is_rebuilt_by_its_base_table_and_nothing_else(build
     assert [row["revenue"] for row in spec["data"]["values"]] == [60.0]
     entry = next(e for e in build.manifest() if e["task"] == "shop.revenue_per_month")
     assert entry["rollups"] == ["shop_sales"]
+    assert not any(r.startswith("chartbuild.") for r in entry["reads"])  # its own tables
 
 
 def test_a_changed_declaration_is_made_again_and_a_removed_one_dropped(made, people):
