@@ -177,7 +177,7 @@ def test_a_build_that_says_stop_ends_the_watch_with_its_reason():
 
 def test_a_commit_builds_at_once_while_an_edit_waits_for_the_editor(tmp_path):
     builds = Builds()
-    watcher, thread, _, source, _ = start(tmp_path, builds, quiet=0.01, source_quiet=1.0)
+    watcher, thread, _, source, _ = start(tmp_path, builds, quiet=0.01, burst_quiet=1.0)
     try:
         woken = time.monotonic()
         wakeup.send(tmp_path)
@@ -188,6 +188,28 @@ def test_a_commit_builds_at_once_while_an_edit_waits_for_the_editor(tmp_path):
         source.write_text("# generator, edited\n")
         assert builds.done.wait(5)
         assert time.monotonic() - edited >= 1.0  # an editor's writes end first
+    finally:
+        watcher.stop()
+        thread.join(5)
+
+
+def test_commits_during_a_build_are_a_burst_built_after_a_longer_quiet(tmp_path):
+    class WokenWhileBuilding(Builds):
+        def __call__(self) -> BuildResult:
+            if self.count == 1:  # the second build: a commit comes while it runs
+                wakeup.send(tmp_path)
+                self.woken = time.monotonic()
+                time.sleep(0.1)
+            return super().__call__()
+
+    builds = WokenWhileBuilding()
+    watcher, thread, _, _, _ = start(tmp_path, builds, quiet=0.01, burst_quiet=1.0)
+    try:
+        wakeup.send(tmp_path)
+        assert builds.done.wait(5)  # the second build, at once
+        builds.done.clear()
+        assert builds.done.wait(5)  # the third: after the burst's quiet
+        assert time.monotonic() - builds.woken >= 1.0
     finally:
         watcher.stop()
         thread.join(5)

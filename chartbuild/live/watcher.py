@@ -19,11 +19,13 @@ A build that cannot run (the database is down, say) is reported once; the next o
 runs says so, and catches up with everything that changed meanwhile.
 
 Bursts are coalesced: after the first trigger the watcher waits until nothing has
-happened for ``quiet`` seconds (at most ``max_delay`` seconds) and then builds once.
-A commit wakes it once or twice at the same moment (the hook and ``NOTIFY``), so its
-quiet is short (10 ms); an editor saves a file in several writes, so a changed source
-waits ``source_quiet`` (50 ms). Commits that come while a build runs are built together
-by the next one.
+happened for a quiet time (at most ``max_delay`` seconds) and then builds once. A lone
+commit wakes it once or twice at the same moment (the hook and ``NOTIFY``), so when
+nothing woke it during the build before, it waits ``quiet`` (10 ms) and builds at once.
+Commits that came while a build ran are a burst: the next build waits for ``burst_quiet``
+(50 ms) without one, so that a burst of a second is built once or twice, not once per
+build's length. An editor saves a file in several writes: a changed source waits
+``burst_quiet`` too.
 While charts fail, a poll only exports, and the failing charts run again when new
 events come or every ``retry_failed`` seconds; the same failure is reported once.
 """
@@ -126,7 +128,7 @@ class Watcher:
         written_since: Callable[[BuildResult], bool] = lambda result: False,
         retry_failed: float = 30.0,
         quiet: float = 0.01,
-        source_quiet: float = 0.05,
+        burst_quiet: float = 0.05,
         max_delay: float = 1.0,
     ) -> None:
         self.build = build
@@ -139,8 +141,9 @@ class Watcher:
         self.out = out
         self.on_source_change = on_source_change
         self.quiet = quiet
-        self.source_quiet = source_quiet
+        self.burst_quiet = burst_quiet
         self._sources_changing = False
+        self._bursting = False
         self.max_delay = max_delay
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -224,6 +227,7 @@ class Watcher:
                     self.on_source_change(changed)
                 started = time.monotonic()
                 self._build_and_report(reasons)
+                self._bursting = self._wake.is_set()  # woken again while it built
         except StopWatching as exc:
             self._say(str(exc))
         finally:
@@ -238,7 +242,8 @@ class Watcher:
         while not self._stop.is_set():
             with self._lock:
                 idle = time.monotonic() - self._last
-                quiet = self.source_quiet if self._sources_changing else self.quiet
+                slow = self._sources_changing or self._bursting
+                quiet = self.burst_quiet if slow else self.quiet
             if idle >= quiet or time.monotonic() - first >= self.max_delay:
                 return
             time.sleep(min(quiet - idle, 0.05))
