@@ -38,7 +38,9 @@ from chartbuild.rollups.sql import Declared, RollupError
 
 logger = logging.getLogger(__name__)
 
-#: Tolerance of a float sum kept by SQLite against the full query (it adds in another order).
+#: Tolerance of a float sum (and of any sum SQLite keeps: it adds decimals as floats)
+#: against the full query, which adds in another order. Counts, integers and
+#: PostgreSQL's decimals are compared exactly.
 RELATIVE_TOLERANCE = 1e-9
 
 MAINTAINED = "maintained"
@@ -296,7 +298,10 @@ def _stored(
             columns.append(f"SUM({quote(name)})")
             readers.append(("count", None))
         elif isinstance(aggregate, Sum | Avg):
-            columns += [f"SUM({quote(f'{name}__sum')})", f"SUM({quote(f'{name}__n')})"]
+            summed, counted = f"SUM({quote(f'{name}__sum')})", f"SUM({quote(f'{name}__n')})"
+            if isinstance(aggregate, Avg) and connection.vendor == "postgresql":
+                summed = f"{summed} / NULLIF({counted}, 0)"  # AVG()'s own division, exactly
+            columns += [summed, counted]
             how = "sum" if isinstance(aggregate, Sum) else "avg"
             readers.append((how, _source(rollup, aggregate)))
         else:
@@ -347,6 +352,8 @@ def _source(rollup: Declared, aggregate: Any) -> Any:
 def _total(how: str, total: Any, count: int, field: Any, connection: Any) -> Any:
     internal = field.get_internal_type()
     if how == "avg":
+        if connection.vendor == "postgresql":  # divided by the database, as AVG() does
+            return total if internal == "DecimalField" else float(total)
         if internal == "DecimalField":
             return Decimal(str(total)) / count
         return float(total) / count
@@ -402,9 +409,11 @@ class Difference:
         return where + ": " + ", ".join(f"{k} {a!r} != {b!r}" for k, (a, b) in changed.items())
 
 
-def _close(a: Any, b: Any) -> bool:
+def _close(a: Any, b: Any, *, exact: bool = False) -> bool:
     if a is None or b is None:
         return a is b
+    if exact:
+        return bool(a == b)
     if isinstance(a, float | Decimal) or isinstance(b, float | Decimal):
         return math.isclose(float(a), float(b), rel_tol=RELATIVE_TOLERANCE, abs_tol=1e-9)
     return bool(a == b)
@@ -413,13 +422,21 @@ def _close(a: Any, b: Any) -> bool:
 def differences(rollup: Declared, using: str | None = None) -> list[Difference]:
     """Where ``rollup`` (folded) differs from the full ``GROUP BY`` query."""
     using = using or conf.database()
+    # PostgreSQL adds decimals exactly; SQLite adds them as floats, in another order
+    exact = connections[using].vendor == "postgresql"
     stored = {tuple(r[k] for k in rollup.keys): r for r in read(rollup, using=using)}
     computed = {tuple(r[k] for k in rollup.keys): r for r in full(rollup, using)}
     found = []
     for key in sorted(set(stored) | set(computed), key=lambda k: [_sortable(v) for v in k]):
         a, b = stored.get(key), computed.get(key)
         aggregates = list(rollup.aggregates)
-        if a is not None and b is not None and all(_close(a[n], b[n]) for n in aggregates):
+        if (
+            a is not None
+            and b is not None
+            and all(
+                _close(a[n], b[n], exact=exact and not isinstance(a[n], float)) for n in aggregates
+            )
+        ):
             continue
         bucket = dict(zip(rollup.keys, key, strict=True))
         found.append(
