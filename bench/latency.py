@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         while "start:" not in (auto.stdout.readline() or "start:"):
             pass
+        time.sleep(3)  # its render workers start and practise, as in a builder that runs
         rng = random.Random(1)
 
         def latency() -> float:
@@ -252,6 +253,7 @@ def web_node(changes: int, program: list[str], rng: random.Random) -> str:
     try:
         while "start:" not in (auto.stdout.readline() if auto.stdout else "start:"):
             pass
+        time.sleep(3)  # its render workers start and practise
         deadline = time.monotonic() + 30
         while True:
             try:

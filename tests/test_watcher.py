@@ -193,11 +193,13 @@ def test_a_commit_builds_at_once_while_an_edit_waits_for_the_editor(tmp_path):
         thread.join(5)
 
 
-def test_commits_during_a_build_are_a_burst_built_after_a_longer_quiet(tmp_path):
+def test_commits_that_keep_coming_are_a_burst_built_after_a_longer_quiet(tmp_path):
     class WokenWhileBuilding(Builds):
         def __call__(self) -> BuildResult:
-            if self.count == 1:  # the second build: a commit comes while it runs
-                wakeup.send(tmp_path)
+            if self.count == 1:  # the second build: commits come while it runs
+                for _ in range(3):
+                    time.sleep(0.01)
+                    wakeup.send(tmp_path)
                 self.woken = time.monotonic()
                 time.sleep(0.1)
             return super().__call__()
@@ -210,6 +212,11 @@ def test_commits_during_a_build_are_a_burst_built_after_a_longer_quiet(tmp_path)
         builds.done.clear()
         assert builds.done.wait(5)  # the third: after the burst's quiet
         assert time.monotonic() - builds.woken >= 1.0
+        builds.done.clear()
+        woken = time.monotonic()
+        wakeup.send(tmp_path)  # one commit again: at once
+        assert builds.done.wait(5)
+        assert time.monotonic() - woken < 0.9
     finally:
         watcher.stop()
         thread.join(5)

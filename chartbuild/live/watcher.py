@@ -19,13 +19,12 @@ A build that cannot run (the database is down, say) is reported once; the next o
 runs says so, and catches up with everything that changed meanwhile.
 
 Bursts are coalesced: after the first trigger the watcher waits until nothing has
-happened for a quiet time (at most ``max_delay`` seconds) and then builds once. A lone
-commit wakes it once or twice at the same moment (the hook and ``NOTIFY``), so when
-nothing woke it during the build before, it waits ``quiet`` (10 ms) and builds at once.
-Commits that came while a build ran are a burst: the next build waits for ``burst_quiet``
-(50 ms) without one, so that a burst of a second is built once or twice, not once per
-build's length. An editor saves a file in several writes: a changed source waits
-``burst_quiet`` too.
+happened for a quiet time (at most ``max_delay`` seconds) and then builds once. A commit
+wakes it once or twice at the same moment (the hook and ``NOTIFY``), so it waits
+``quiet`` (10 ms) and builds at once. More wake-ups than one commit gives, since the last
+build began, are a burst: it waits for ``burst_quiet`` (50 ms) without one, so that a
+burst of a second is built once or twice, not once per build's length. An editor saves a
+file in several writes: a changed source waits ``burst_quiet`` too.
 While charts fail, a poll only exports, and the failing charts run again when new
 events come or every ``retry_failed`` seconds; the same failure is reported once.
 """
@@ -55,6 +54,10 @@ from chartbuild.build.runner import BuildResult
 from chartbuild.exceptions import ChartbuildError
 
 logger = logging.getLogger(__name__)
+
+
+#: The wake-ups one commit gives at most: the hook's datagram and ``NOTIFY``.
+ONE_COMMIT = 2
 
 
 class StopWatching(Exception):
@@ -143,7 +146,7 @@ class Watcher:
         self.quiet = quiet
         self.burst_quiet = burst_quiet
         self._sources_changing = False
-        self._bursting = False
+        self._wakes = 0
         self.max_delay = max_delay
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -195,6 +198,7 @@ class Watcher:
         with self._lock:
             self._reasons.add(reason)
             self._sources_changing = self._sources_changing or source
+            self._wakes += 1
             self._last = time.monotonic()
         self._wake.set()
 
@@ -222,12 +226,12 @@ class Watcher:
                     reasons, self._reasons = self._reasons or {"poll"}, set()
                     changed, self._changed = self._changed, set()
                     self._sources_changing = False
+                    self._wakes = 0
                     self._wake.clear()
                 if changed:
                     self.on_source_change(changed)
                 started = time.monotonic()
                 self._build_and_report(reasons)
-                self._bursting = self._wake.is_set()  # woken again while it built
         except StopWatching as exc:
             self._say(str(exc))
         finally:
@@ -242,7 +246,7 @@ class Watcher:
         while not self._stop.is_set():
             with self._lock:
                 idle = time.monotonic() - self._last
-                slow = self._sources_changing or self._bursting
+                slow = self._sources_changing or self._wakes > ONE_COMMIT
                 quiet = self.burst_quiet if slow else self.quiet
             if idle >= quiet or time.monotonic() - first >= self.max_delay:
                 return
