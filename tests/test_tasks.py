@@ -315,3 +315,25 @@ def test_a_build_that_waited_rebuilds_nothing_the_first_one_built(tmp_path, para
     assert [r.returncode for r in done] == [0, 0], done[1].stderr
     assert done[0].charts == {"sleepy.sleepy", "good.users_chart", "good.user_count"}
     assert done[1].charts == set()
+
+
+def test_the_charts_an_export_releases_start_in_the_order_they_are_declared(build):
+    """doit keeps the tasks waiting for the export in a set: without chartbuild.build.order
+    they started in an order that changed from run to run."""
+    declared = [
+        "shop.total_revenue",
+        "shop.orders_count",
+        "shop.average_order_value",
+        "shop.revenue_per_month",
+        "shop.orders_by_status",
+        "shop.orders_by_category",
+        "shop.top_products",
+    ]
+    for amount in ("11.00", "12.00", "13.00"):
+        Order.objects.update(amount=amount)
+        result = build.run("-n", "1")
+        assert result.returncode == 0
+        started = sorted(
+            (t for t in result.tasks if t["name"] in declared), key=lambda t: t["started"]
+        )
+        assert [t["name"] for t in started] == declared

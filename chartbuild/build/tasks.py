@@ -27,7 +27,7 @@ from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
 from chartbuild import conf, names
-from chartbuild.build import actions, interrupts, progress, session
+from chartbuild.build import actions, interrupts, order, progress, session
 from chartbuild.build.hashes import checker
 from chartbuild.declare import catalog
 from chartbuild.declare.registry import Declaration
@@ -47,9 +47,12 @@ def doit_config(*, interruptible: bool = True) -> dict[str, Any]:
     as :class:`chartbuild.build.doitdb.DoitDB`: an unreadable file means a full rebuild, not a
     traceback. With ``interruptible`` (for a process that is a builder, not a web
     server's) Ctrl-C and SIGTERM stop the build at once (:mod:`chartbuild.build.interrupts`).
+    doit starts the tasks the export releases in the order they are declared
+    (:mod:`chartbuild.build.order`).
     """
     state = conf.state_dir()
     state.mkdir(parents=True, exist_ok=True)
+    order.install()
     if interruptible:
         interrupts.install()
     parallel = conf.parallel()
