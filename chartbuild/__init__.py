@@ -6,6 +6,7 @@ Python.
 """
 
 from chartbuild.declare.registry import chart, number
+from chartbuild.declare.trend import Trend
 from chartbuild.exceptions import (
     BuildFailed,
     ChartbuildError,
@@ -24,6 +25,7 @@ __all__ = [
     "GeneratorError",
     "LockTimeout",
     "OutputError",
+    "Trend",
     "chart",
     "number",
 ]

@@ -126,6 +126,17 @@ def _settings_errors() -> list[CheckMessage]:
     )
     errors.extend(_leader())
     errors.extend(_storage())
+    try:
+        conf.max_lag()
+    except ValueError as exc:
+        errors.append(
+            Error(
+                str(exc),
+                hint="For example CHARTBUILD_MAX_LAG = 600 (seconds), timedelta(minutes=10), "
+                "(300, 600) to warn and fail apart, or None for no limit.",
+                id="chartbuild.E022",
+            )
+        )
     return errors
 
 
@@ -228,6 +239,9 @@ def _permissions(cat: catalog.Catalog) -> list[CheckMessage]:
     wrong = permissions.problem(conf.default_permission(), known)
     if wrong:
         found.append(("CHARTBUILD_DEFAULT_PERMISSION", wrong))
+    wrong = permissions.problem(conf.metrics_permission(), known)
+    if wrong:
+        found.append(("CHARTBUILD_METRICS_PERMISSION", wrong))
     for generator in cat.generators:
         if generator.error:
             continue

@@ -182,6 +182,20 @@ STORAGE_GRACE = Setting(
     "requests that read an earlier manifest; `0`: deleted by the next publication",
 )
 
+MAX_LAG = Setting(
+    "CHARTBUILD_MAX_LAG",
+    600,
+    "how far behind its committed changes a chart or number may be, unless it or its "
+    "generator (`MAX_LAG`) says otherwise: seconds or a `timedelta` (over it: error; over "
+    "half of it: warn), a `(warn, error)` pair, or `None` for no limit",
+)
+METRICS_PERMISSION = Setting(
+    "CHARTBUILD_METRICS_PERMISSION",
+    "staff",
+    'who may read the Prometheus metrics (`metrics/`): a permission string, `"staff"`, '
+    '`"signed_in"`, `"anyone"` or a callable of the user',
+)
+
 #: Every setting, in the order the documentation lists them.
 SETTINGS: tuple[Setting, ...] = (
     OUTPUT_DIR,
@@ -208,6 +222,8 @@ SETTINGS: tuple[Setting, ...] = (
     LEADER_KEY,
     STORAGE,
     STORAGE_GRACE,
+    MAX_LAG,
+    METRICS_PERMISSION,
 )
 
 HOOK_MODES = ("signal", "build")
@@ -409,3 +425,47 @@ def storage_grace() -> float:
     """Seconds a file of ``STORAGES["chartbuild"]`` that the manifest no longer names is
     kept, for the requests that read an earlier manifest: ``CHARTBUILD_STORAGE_GRACE``."""
     return max(0.0, float(STORAGE_GRACE.value()))
+
+
+#: A freshness limit in seconds: over ``warn`` a chart is late, over ``error`` stale.
+LagLimit = tuple[float, float]
+
+
+def lag_limit(value: Any, where: str) -> LagLimit | None:
+    """``value`` (seconds, a ``timedelta``, a ``(warn, error)`` pair or ``None``) as a
+    ``(warn, error)`` pair in seconds; a single value warns at half of it.
+
+    Raises ``ValueError`` naming ``where`` for anything else.
+    """
+
+    def seconds(part: Any) -> float:
+        if isinstance(part, timedelta):
+            part = part.total_seconds()
+        if isinstance(part, bool) or not isinstance(part, int | float) or not part > 0:
+            raise ValueError(
+                f"{where} must be a number of seconds above 0, a timedelta, a (warn, error) "
+                f"pair or None, not {value!r}"
+            )
+        return float(part)
+
+    if value is None:
+        return None
+    if isinstance(value, tuple | list):
+        if len(value) != 2:
+            seconds(None)  # raises: a pair is two limits
+        warn, error = seconds(value[0]), seconds(value[1])
+        if warn > error:
+            raise ValueError(f"{where}: its warn limit {warn:g} s is above its error limit")
+        return (warn, error)
+    error = seconds(value)
+    return (error / 2, error)
+
+
+def max_lag() -> LagLimit | None:
+    """The default freshness limit: ``CHARTBUILD_MAX_LAG`` (see :func:`lag_limit`)."""
+    return lag_limit(MAX_LAG.value(), "CHARTBUILD_MAX_LAG")
+
+
+def metrics_permission() -> Any:
+    """Who may read the metrics endpoint: ``CHARTBUILD_METRICS_PERMISSION``."""
+    return METRICS_PERMISSION.value()

@@ -19,6 +19,7 @@ RESERVED_GENERATORS = {
     STATIC: "the folder of the pages' scripts",
     "login": "the site's sign-in page",
     "logout": "the site's sign-out address",
+    "metrics": "the site's Prometheus metrics",
 }
 
 

@@ -14,6 +14,10 @@ Buckets of a ``DateTimeField`` honour ``USE_TZ`` and the current time zone (or
 with its offsets from 1970 to twenty years from now, the newest first. ``Day``, ``Week``
 (starting on Monday) and ``Month`` give a ``date``; ``HourOfDay`` 0 to 23; ``Weekday``
 1 (Monday) to 7 (Sunday).
+
+``Day.current()``, ``Week.current()`` and ``Month.current()`` give the bucket that is
+still under way (in the current time zone, or ``tzinfo=``): a chart marks it as partial,
+and a :class:`~chartbuild.Trend` says ``partial=True`` when its last point is that one.
 """
 
 from __future__ import annotations
@@ -97,7 +101,25 @@ def _modifier(delta: dt.timedelta) -> str:
     return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
-class Day(_SqliteLocal, TruncDay):  # type: ignore[misc]
+class _Current:
+    """``current()``: the start of the bucket that holds today."""
+
+    @staticmethod
+    def _start(day: dt.date) -> dt.date:
+        return day
+
+    @classmethod
+    def current(cls, tzinfo: dt.tzinfo | None = None) -> dt.date:
+        """The bucket under way now, as the database names it (its first day)."""
+        from django.conf import settings
+        from django.utils import timezone
+
+        if settings.USE_TZ:
+            return cls._start(timezone.localdate(timezone=tzinfo))
+        return cls._start(dt.datetime.now(tzinfo).date() if tzinfo else dt.date.today())
+
+
+class Day(_Current, _SqliteLocal, TruncDay):  # type: ignore[misc]
     """The day, as a ``date``."""
 
     output_field = DateField()
@@ -107,20 +129,28 @@ class Day(_SqliteLocal, TruncDay):  # type: ignore[misc]
         return f"date({sql})", params
 
 
-class Week(_SqliteLocal, TruncWeek):  # type: ignore[misc]
+class Week(_Current, _SqliteLocal, TruncWeek):  # type: ignore[misc]
     """The Monday that starts the (ISO) week, as a ``date``."""
 
     output_field = DateField()
+
+    @staticmethod
+    def _start(day: dt.date) -> dt.date:
+        return day - dt.timedelta(days=day.weekday())
 
     def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
         sql, params = self._local(compiler, connection)
         return f"date({sql}, 'weekday 0', '-6 days')", params
 
 
-class Month(_SqliteLocal, TruncMonth):  # type: ignore[misc]
+class Month(_Current, _SqliteLocal, TruncMonth):  # type: ignore[misc]
     """The first day of the month, as a ``date``."""
 
     output_field = DateField()
+
+    @staticmethod
+    def _start(day: dt.date) -> dt.date:
+        return day.replace(day=1)
 
     def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
         sql, params = self._local(compiler, connection)

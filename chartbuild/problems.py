@@ -37,8 +37,8 @@ CHECKS: dict[str, str] = {
     f"{_listed(RESERVED_NAMES)}, two names that differ only by case, a generator named "
     f"{_listed(RESERVED_GENERATORS)}",
     "chartbuild.E015": "a permission (`permission=`, a generator's `PERMISSION`, "
-    "`CHARTBUILD_DEFAULT_PERMISSION`) is neither a permission of an installed model, nor "
-    '`"staff"`, `"signed_in"`, `"anyone"`, nor a callable',
+    "`CHARTBUILD_DEFAULT_PERMISSION`, `CHARTBUILD_METRICS_PERMISSION`) is neither a "
+    'permission of an installed model, nor `"staff"`, `"signed_in"`, `"anyone"`, nor a callable',
     "chartbuild.E016": '`CHARTBUILD_SENDFILE` is not `""`, `"X-Sendfile"` or `"X-Accel-Redirect"`',
     "chartbuild.E017": "`CHARTBUILD_LIVE_INTERVAL` is not a positive number of seconds",
     "chartbuild.E018": '`CHARTBUILD_LEADER` is neither `"postgres"` nor `"file"`, or '
@@ -48,6 +48,8 @@ CHECKS: dict[str, str] = {
     "chartbuild.E020": '`STORAGES["chartbuild"]` cannot be loaded, or does not overwrite '
     "files (django-storages' `file_overwrite=False`)",
     "chartbuild.E021": "`CHARTBUILD_STORAGE_GRACE` is not a number of seconds, 0 or more",
+    "chartbuild.E022": "`CHARTBUILD_MAX_LAG` is not a number of seconds above 0, a "
+    "`timedelta`, a `(warn, error)` pair or `None`",
     "chartbuild.W001": 'with `CHARTBUILD_HOOK = "build"`, a model a chart reads is not '
     "tracked (create, update and delete) by `MQUEUE_AUTOREGISTER`",
     "chartbuild.W002": "the database gets no capture triggers: only writes made through "

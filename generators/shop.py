@@ -14,7 +14,7 @@ import altair as alt
 from django.conf import settings
 from django.db.models import Count, Q, Sum
 
-from chartbuild import chart, number
+from chartbuild import Trend, chart, number
 from chartbuild.periods import Month
 from chartbuild.rollups import Rollup
 from demo.shop.models import Order, Product
@@ -25,6 +25,7 @@ PERMISSION = "shop.view_order"
 
 WIDTH = 560
 CENT = Decimal("0.01")
+ZONE = ZoneInfo(settings.TIME_ZONE)
 
 
 def _money(value: Decimal | float | None) -> float:
@@ -37,7 +38,7 @@ sales = Rollup(
     "shop_sales",
     model=Order,
     filter=~Q(status=Order.Status.CANCELLED),
-    by={"month": Month("created_at", tzinfo=ZoneInfo(settings.TIME_ZONE)), "product": "product_id"},
+    by={"month": Month("created_at", tzinfo=ZONE), "product": "product_id"},
     aggregates={"revenue": Sum("amount"), "orders": Count("id")},
 )
 #: Orders per month, status and product, cancelled ones included.
@@ -45,7 +46,7 @@ orders = Rollup(
     "shop_orders",
     model=Order,
     by={
-        "month": Month("created_at", tzinfo=ZoneInfo(settings.TIME_ZONE)),
+        "month": Month("created_at", tzinfo=ZONE),
         "status": "status",
         "product": "product_id",
     },
@@ -54,31 +55,42 @@ orders = Rollup(
 
 
 @chart(models=[sales])
-def revenue_per_month() -> alt.Chart:
+def revenue_per_month() -> alt.LayerChart:
     """Revenue per month"""
-    rows = sales.rows(by=["month"], order_by=["month"])
+    current = Month.current(ZONE)
     values = [
         {
             "month": row["month"].isoformat(),
             "revenue": _money(row["revenue"]),
             "orders": row["orders"],
+            "partial": row["month"] >= current,
+            "dashed": False,
         }
-        for row in rows
+        for row in sales.rows(by=["month"], order_by=["month"])
     ]
-    return (
-        alt.Chart(alt.Data(values=values), title="Revenue per month")
-        .mark_area(line=True, point=True, opacity=0.5)
-        .encode(
-            x=alt.X("utcyearmonth(month):T", title="Month"),
-            y=alt.Y("revenue:Q", title="Revenue (EUR)"),
-            tooltip=[
-                alt.Tooltip("utcyearmonth(month):T", title="Month"),
-                alt.Tooltip("revenue:Q", title="Revenue (EUR)", format=",.2f"),
-                alt.Tooltip("orders:Q", title="Orders"),
-            ],
-        )
-        .properties(width=WIDTH, height=280)
+    if values and values[-1]["partial"]:
+        for value in values[-2:]:
+            value["dashed"] = True  # the line from the last whole month to this one
+    month = alt.X("utcyearmonth(month):T", title="Month")
+    revenue = alt.Y("revenue:Q", title="Revenue (EUR)")
+    base = alt.Chart(alt.Data(values=values)).encode(
+        x=month,
+        y=revenue,
+        tooltip=[
+            alt.Tooltip("utcyearmonth(month):T", title="Month"),
+            alt.Tooltip("revenue:Q", title="Revenue (EUR)", format=",.2f"),
+            alt.Tooltip("orders:Q", title="Orders"),
+            alt.Tooltip("partial:N", title="Month so far"),
+        ],
     )
+    # the month under way is drawn dashed and lighter: its drop is only the days to come
+    done = base.transform_filter("!datum.partial")
+    return alt.layer(
+        done.mark_area(line=True, opacity=0.5),
+        done.mark_point(filled=True),
+        base.transform_filter("datum.dashed").mark_line(strokeDash=[4, 3], opacity=0.6),
+        base.transform_filter("datum.partial").mark_point(opacity=0.6),
+    ).properties(title="Revenue per month", width=WIDTH, height=280)
 
 
 @chart(models=[orders])
@@ -198,3 +210,14 @@ def average_order_value() -> Decimal:
     if not total["orders"]:
         return Decimal(0).quantize(CENT)
     return (Decimal(total["revenue"]) / total["orders"]).quantize(CENT)
+
+
+@number(models=[sales], label="Revenue this month", unit="EUR")
+def revenue_this_month() -> Trend:
+    """Revenue of the month so far, against last month's, with the last twelve months"""
+    current = Month.current(ZONE)
+    rows = sales.rows(by=["month"], order_by=["month"])
+    series = [(row["month"], Decimal(row["revenue"] or 0).quantize(CENT)) for row in rows]
+    if not series or series[-1][0] != current:
+        series.append((current, Decimal(0).quantize(CENT)))  # nothing sold yet this month
+    return Trend.of(series[-12:], period="month", partial=True)

@@ -18,7 +18,7 @@ def test_a_number_json_cannot_hold_is_a_chart_error(value):
 
 @pytest.mark.parametrize("value", ["12", True, [1]])
 def test_a_number_of_the_wrong_type_is_a_chart_error(value):
-    with pytest.raises(ChartError, match="return an int, float or Decimal"):
+    with pytest.raises(ChartError, match="return an int, float, Decimal or Trend"):
         actions.number_json("number users.n", NUMBER, value, "now")
 
 

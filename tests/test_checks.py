@@ -114,6 +114,26 @@ def test_e013_keep_events_of_the_wrong_type(settings):
     assert "CHARTBUILD_KEEP_EVENTS must be a positive timedelta" in found.msg
 
 
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("10m", "CHARTBUILD_MAX_LAG must be a number of seconds above 0, a timedelta"),
+        ((600, 60), "CHARTBUILD_MAX_LAG: its warn limit 600 s is above its error limit"),
+        (0, "CHARTBUILD_MAX_LAG must be a number of seconds above 0"),
+    ],
+)
+def test_e022_a_freshness_limit_that_is_none(settings, value, says):
+    settings.CHARTBUILD_MAX_LAG = value
+    found = only(check_configuration(), "chartbuild.E022")
+    assert found.msg.startswith(says)
+
+
+def test_e015_a_metrics_permission_of_no_model(settings):
+    settings.CHARTBUILD_METRICS_PERMISSION = "shop.read_metrics"
+    found = only(check_configuration(), "chartbuild.E015")
+    assert found.msg.startswith("CHARTBUILD_METRICS_PERMISSION: permission")
+
+
 def test_e009_an_unknown_hook_mode(settings):
     settings.CHARTBUILD_HOOK = "later"
     found = only(check_configuration(), "chartbuild.E009")

@@ -10,6 +10,7 @@ the data table, no error in the console (a favicon included). With
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import os
 import shutil
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from demo.shop.management.commands.demo_users import USERS
 
@@ -141,6 +143,36 @@ def test_an_open_dashboard_follows_a_rebuild(driver, served, build):
     )
 
 
+def test_a_chart_over_its_freshness_limit_is_marked_stale_until_it_is_rebuilt(
+    driver, served, build, settings
+):
+    from django.contrib.auth.models import User
+
+    settings.CHARTBUILD_MAX_LAG = (0.5, 1.0)
+    sign_in(driver, served, "/charts/users/")
+    assert build.run().returncode == 0  # the sign-in's write is published
+    driver.get(f"{served}/charts/users/")
+    all_drawn(driver)
+
+    def marked() -> list[str]:
+        return list(
+            driver.execute_script(
+                "return Array.from(document.querySelectorAll('.behind'))"
+                ".map(e => e.id + ': ' + e.querySelector('.behind-note').innerText)"
+            )
+        )
+
+    assert marked() == []
+    User.objects.create(username="late")  # no builder runs
+    found = wait_until(marked, timeout=10)
+    assert all("stale since" in mark for mark in found), found
+    assert any(mark.startswith("chart-users-") for mark in found), found
+    # the time is the reader's: not the ISO text the server wrote
+    assert not any("T" in mark.split("stale since", 1)[1] for mark in found), found
+    assert build.run().returncode == 0
+    wait_until(lambda: marked() == [], timeout=10)
+
+
 #: The pages the look is checked on, as (user, path): both dashboards, a chart page, a number
 #: page, the index, and a page the shop's user may not see (404).
 LOOKED_AT = [
@@ -149,6 +181,7 @@ LOOKED_AT = [
     ("staff", "/charts/users/"),
     ("staff", "/charts/shop/revenue_per_month/"),
     ("staff", "/charts/shop/total_revenue/"),
+    ("staff", "/charts/shop/revenue_this_month/"),
     ("shopper", "/charts/users/"),
 ]
 
@@ -156,6 +189,18 @@ LOOKED_AT = [
 LOOK = """
 const page = document.documentElement;
 const text = (node) => (node ? node.textContent.replace(/\\s+/g, " ").trim() : "");
+const trendOf = (card, outer) => {
+  const box = card.querySelector("[data-trend]");
+  if (!box) { return null; }
+  const spark = box.querySelector(".spark").getBoundingClientRect();
+  const change = box.querySelector(".change");
+  return {classes: box.className, change: text(change),
+          against: text(box.querySelector(".against")), color: getComputedStyle(change).color,
+          points: box.querySelector(".spark polyline").getAttribute("points").split(" ").length,
+          spark: [spark.width, spark.height],
+          inside: spark.left >= outer.left - 0.5 && spark.right <= outer.right + 0.5
+            && box.getBoundingClientRect().bottom <= outer.bottom + 0.5};
+};
 const numbers = Array.from(document.querySelectorAll(".number")).map((card) => {
   const value = card.querySelector(".value"), figure = card.querySelector(".figure");
   const outer = card.getBoundingClientRect(), inner = figure.getBoundingClientRect();
@@ -170,7 +215,7 @@ const numbers = Array.from(document.querySelectorAll(".number")).map((card) => {
             .format(number).replace(/\\s+/g, " "),
           overflows: figure.offsetWidth > value.clientWidth + 1,
           outside: inner.right > outer.right + 0.5 || inner.left < outer.left - 0.5,
-          lines: figure.getClientRects().length};
+          lines: figure.getClientRects().length, trend: trendOf(card, outer)};
 });
 const heading = text(document.querySelector("main h1"));
 const charts = Array.from(document.querySelectorAll("figure.chart")).map((figure) => {
@@ -200,6 +245,13 @@ return {
   icon: Boolean(document.querySelector('link[rel~="icon"]')),
 };
 """
+
+
+#: The colours of a change (good, bad, neither) in each theme (chartbuild.css).
+TONES = {
+    "light": {"rgb(26, 127, 55)", "rgb(180, 35, 24)", "rgb(91, 100, 119)"},
+    "dark": {"rgb(111, 221, 139)", "rgb(255, 138, 128)", "rgb(154, 163, 181)"},
+}
 
 
 def console_errors(driver, url: str, status: int) -> list[str]:
@@ -236,10 +288,21 @@ def test_the_pages_fit_a_wide_screen_and_a_phone_in_light_and_dark(driver, serve
     # a chart that sets no width (as the README's example) fills its card too
     shop = build.gens / "shop.py"
     shop.write_text(shop.read_text().replace(".properties(width=WIDTH, height=280)", "", 1))
-    # revenue of 1,879,904.28 EUR: a figure as wide as the issue that made this test
+    # revenue of 1,879,904.28 EUR this month: a figure as wide as the issue that made this test
     Order.objects.create(
         product=Product.objects.get(), status="paid", quantity=1, amount="1879875.78"
     )
+    # and an order in each of the eleven months before: revenue this month has its trend
+    day = timezone.localdate().replace(day=15)
+    for months_back in range(1, 12):
+        day = (day.replace(day=1) - dt.timedelta(days=1)).replace(day=15)
+        Order.objects.create(
+            product=Product.objects.get(),
+            status="paid",
+            quantity=1,
+            amount=f"{100 + 10 * months_back}.00",
+            created_at=timezone.make_aware(dt.datetime.combine(day, dt.time(12))),
+        )
     assert build.run().returncode == 0
     folder = screenshots(tmp_path)
     # a reader whose locale is not the server's: numbers and dates are written their way
@@ -278,6 +341,14 @@ def test_the_pages_fit_a_wide_screen_and_a_phone_in_light_and_dark(driver, serve
                     assert number["whole"].startswith(number["shown"]) or (
                         number["shown"] == number["short"]
                     ), (where, number)
+                trends = [n["trend"] for n in look["numbers"] if n["trend"]]
+                if path in ("/charts/shop/", "/charts/shop/revenue_this_month/"):
+                    (trend,) = trends  # revenue this month against last month, and its line
+                    assert trend["inside"] and trend["spark"][0] > 100, (where, trend)
+                    assert trend["points"] == 12 and trend["spark"][1] > 10, (where, trend)
+                    assert trend["against"] == "vs previous month", (where, trend)
+                    assert trend["change"].endswith("%"), (where, trend)
+                    assert trend["color"] in TONES[scheme], (where, trend)
                 for chart in look["charts"]:
                     assert chart["shown"] == 1, (where, chart)
                     assert not chart["wider"] and chart["fills"], (where, chart)
@@ -302,7 +373,7 @@ def test_the_pages_fit_a_wide_screen_and_a_phone_in_light_and_dark(driver, serve
     )
     driver.get(f"{served}/charts/shop/")
     time.sleep(0.3)
-    (revenue,) = [n for n in driver.execute_script(LOOK)["numbers"] if "revenue" in n["id"]]
+    (revenue,) = [n for n in driver.execute_script(LOOK)["numbers"] if "total_revenue" in n["id"]]
     assert revenue["shown"] == revenue["short"] == "1,88 Mio.", revenue
-    assert revenue["title"] == revenue["whole"] == "1.879.904,28 EUR", revenue
+    assert revenue["title"] == revenue["whole"] == "1.881.664,28 EUR", revenue
     assert not revenue["overflows"] and revenue["lines"] == 1, revenue

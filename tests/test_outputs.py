@@ -111,7 +111,14 @@ def test_the_csv_holds_the_spec_s_data_and_the_png_has_the_chart_s_size(build):
         assert data
         with (build.out / "shop" / f"{name}.csv").open(newline="") as stream:
             rows = list(csv.DictReader(stream))
-        assert rows == [{key: str(value) for key, value in row.items()} for row in data]
+        as_text = {True: "true", False: "false"}  # as JSON writes them
+        assert rows == [
+            {
+                key: as_text.get(value, str(value)) if isinstance(value, bool) else str(value)
+                for key, value in row.items()
+            }
+            for row in data
+        ]
 
         png = (build.out / "shop" / f"{name}.png").read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n"

@@ -29,6 +29,7 @@ import json
 import logging
 import sys
 import threading
+import time
 import traceback
 from decimal import Decimal
 from pathlib import Path
@@ -42,6 +43,7 @@ from chartbuild.build import handover, hashes, interrupts, plan, reads, render
 from chartbuild.build.session import Session
 from chartbuild.declare import catalog, tables
 from chartbuild.declare.registry import Declaration
+from chartbuild.declare.trend import Trend
 from chartbuild.exceptions import ChartbuildError, ChartError, ExportError
 from chartbuild.export import exporter
 from chartbuild.export.exporter import Exporter
@@ -265,6 +267,7 @@ def build_item(session: Session, generator_name: str, name: str) -> None:
     if session.touch(generator_name):
         manifest_file.mark_due()
     previous = outputs.read_record(generator_name, name)
+    started = time.perf_counter()
     try:
         files, read = make(generator, declaration)
         outputs.replace_set(files)
@@ -272,7 +275,13 @@ def build_item(session: Session, generator_name: str, name: str) -> None:
         if interrupts.requested():
             raise  # stopped, not failed: its record and outputs stay as they were
         session.failed = True
-        failed = dataclasses.replace(previous, error=str(exc), failed_at=now())
+        failed_at = now()
+        failed = dataclasses.replace(
+            previous,
+            error=str(exc),
+            failed_at=failed_at,
+            failing_since=previous.failing_since if previous.error else failed_at,
+        )
         with contextlib.suppress(OSError):  # the failure itself is what must be told
             outputs.write_record(generator_name, name, failed)
         raise
@@ -287,6 +296,7 @@ def build_item(session: Session, generator_name: str, name: str) -> None:
         reads=read,
         data_sets=data_sets,
         inputs=inputs_of(session, generator, declaration),
+        seconds=round(time.perf_counter() - started, 4),
     )
     try:
         outputs.write_record(generator_name, name, record)
@@ -411,13 +421,21 @@ def chart_spec(where: str, value: Any) -> dict[str, Any]:
 
 
 def number_json(where: str, declaration: Declaration, value: Any, built_at: str) -> str:
+    trend: dict[str, Any] = {}
+    if isinstance(value, Trend):
+        try:
+            trend = value.as_dict(declaration.higher_is_better)
+        except TypeError as exc:
+            raise ChartError(f"{where} returned a Trend that JSON cannot hold: {exc}") from None
+        value = trend["value"]
     if isinstance(value, Decimal):
         value = float(value)
     if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
         raise ChartError(
-            f"{where} returned {type(value).__name__}; return an int, float or Decimal"
+            f"{where} returned {type(value).__name__}; return an int, float, Decimal or Trend"
         )
     data = {
+        **trend,
         "value": value,
         "label": declaration.label,
         "unit": declaration.unit,

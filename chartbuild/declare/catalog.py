@@ -38,7 +38,7 @@ from chartbuild.files import write_if_changed
 from chartbuild.names import RESERVED_GENERATORS, RESERVED_NAMES, SAFE_NAME, task_name
 from chartbuild.problems import Problem
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,8 @@ class Generator:
     title: str = ""
     #: The module's ``PERMISSION`` as the catalog keeps it (see ``Declaration.permission``).
     permission: str = ""
+    #: The module's ``MAX_LAG`` as ``(warn, error)`` seconds (see ``Declaration.max_lag``).
+    max_lag: tuple[float, float] | None = None
 
     def get(self, name: str) -> Declaration:
         for declaration in self.declarations:
@@ -259,6 +261,7 @@ def load(state_dir: Path | None = None) -> Catalog:
                 error=entry.get("error", ""),
                 title=str(entry.get("title") or name.replace("_", " ").capitalize()),
                 permission=str(entry.get("permission", "")),
+                max_lag=tuple(entry["max_lag"]) if entry.get("max_lag") else None,  # type: ignore[arg-type]
             )
         )
     if dirty or entries.keys() != cached_modules.keys():
@@ -302,11 +305,16 @@ def _read_declarations(module: str, key: list[int] | None) -> dict[str, Any]:
         permission = stored_permission(getattr(loaded, "PERMISSION", None))
     except TypeError as exc:
         return {"key": key, "declarations": [], "error": f"{module}.PERMISSION: {exc}"}
+    try:
+        max_lag = conf.lag_limit(getattr(loaded, "MAX_LAG", None), f"{module}.MAX_LAG")
+    except ValueError as exc:
+        return {"key": key, "declarations": [], "error": str(exc)}
     return {
         "key": key,
         "declarations": [d.as_dict() for d, _ in declarations(loaded)],
         "title": str(getattr(loaded, "TITLE", "") or ""),
         "permission": permission,
+        "max_lag": list(max_lag) if max_lag else None,
     }
 
 

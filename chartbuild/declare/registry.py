@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Literal, TypeVar
 
+from chartbuild import conf
+
 Kind = Literal["chart", "number"]
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,6 +45,10 @@ class Declaration:
     permission: str = ""
     #: The rollups it reads (their base models are in ``models``).
     rollups: tuple[str, ...] = ()
+    #: A number's colour when it goes up: good (True), bad (False) or neither (None).
+    higher_is_better: bool | None = True
+    #: Its freshness limit ``(warn, error)`` in seconds; None: its generator's, or the default.
+    max_lag: tuple[float, float] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +61,8 @@ class Declaration:
             "function": self.function,
             "permission": self.permission,
             "rollups": list(self.rollups),
+            "higher_is_better": self.higher_is_better,
+            "max_lag": list(self.max_lag) if self.max_lag else None,
         }
 
     @classmethod
@@ -69,6 +77,8 @@ class Declaration:
             function=data.get("function", ""),
             permission=data.get("permission", ""),
             rollups=tuple(data.get("rollups", ())),
+            higher_is_better=data.get("higher_is_better", True),
+            max_lag=tuple(data["max_lag"]) if data.get("max_lag") else None,  # type: ignore[arg-type]
         )
 
 
@@ -96,9 +106,12 @@ def _declare(
     label: str = "",
     unit: str = "",
     permission: Permission | None = None,
+    higher_is_better: bool | None = True,
+    max_lag: Any = None,
 ) -> F:
     models = list(models)
     chart_name = name or func.__name__
+    where = f"{kind} {func.__module__}.{chart_name}: max_lag"
     doc_line = (func.__doc__ or "").strip().splitlines()[0:1]
     default_title = doc_line[0] if doc_line else chart_name.replace("_", " ").capitalize()
     declaration = Declaration(
@@ -111,6 +124,8 @@ def _declare(
         function=func.__name__,
         permission=stored_permission(permission),
         rollups=tuple(m.name for m in models if isinstance(getattr(m, "base_label", None), str)),
+        higher_is_better=higher_is_better,
+        max_lag=conf.lag_limit(max_lag, where),
     )
     setattr(func, ATTRIBUTE, declaration)
     if callable(permission):
@@ -137,6 +152,7 @@ def chart(
     name: str | None = None,
     title: str | None = None,
     permission: Permission | None = None,
+    max_lag: Any = None,
 ) -> Callable[[F], F]:
     """Declare a chart: the function returns an Altair chart or a Vega-Lite dict.
 
@@ -145,11 +161,21 @@ def chart(
     generator's source changes. ``name`` defaults to the function's name, ``title``
     to the first line of its docstring. ``permission`` says who may see it on the site
     (default: the generator's ``PERMISSION``, else ``CHARTBUILD_DEFAULT_PERMISSION``).
+    ``max_lag`` is how far behind its committed changes it may be (seconds, a
+    ``timedelta`` or a ``(warn, error)`` pair; default: the generator's ``MAX_LAG``, else
+    ``CHARTBUILD_MAX_LAG``): ``manage.py chartbuild freshness`` and the metrics check it,
+    and the site marks it stale when it is over.
     """
 
     def decorate(func: F) -> F:
         return _declare(
-            func, kind="chart", models=models, name=name, title=title, permission=permission
+            func,
+            kind="chart",
+            models=models,
+            name=name,
+            title=title,
+            permission=permission,
+            max_lag=max_lag,
         )
 
     return decorate
@@ -162,10 +188,14 @@ def number(
     unit: str = "",
     name: str | None = None,
     permission: Permission | None = None,
+    higher_is_better: bool | None = True,
+    max_lag: Any = None,
 ) -> Callable[[F], F]:
-    """Declare a key number: the function returns an int, float or Decimal.
+    """Declare a key number: the function returns an int, float or Decimal, or a
+    :class:`~chartbuild.declare.trend.Trend` (the value with its previous period's).
 
-    ``permission`` as for :func:`chart`.
+    ``higher_is_better`` colours a rise: good (True), bad (False, as for a count of
+    errors) or neither (None). ``permission`` and ``max_lag`` as for :func:`chart`.
     """
 
     def decorate(func: F) -> F:
@@ -178,6 +208,8 @@ def number(
             label=label or "",
             unit=unit,
             permission=permission,
+            higher_is_better=higher_is_better,
+            max_lag=max_lag,
         )
 
     return decorate

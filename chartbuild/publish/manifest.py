@@ -28,7 +28,16 @@ from chartbuild.files import write_if_changed
 from chartbuild.publish import outputs
 
 #: The fields of an entry that come from the chart's record and its files.
-BUILT_FIELDS = ("reads", "outputs", "built_at", "failed_at", "error", "inputs")
+BUILT_FIELDS = (
+    "reads",
+    "outputs",
+    "built_at",
+    "failed_at",
+    "failing_since",
+    "error",
+    "inputs",
+    "seconds",
+)
 
 
 def entries(
@@ -75,9 +84,11 @@ def _built(generator: str, declaration: Any) -> dict[str, Any]:
         "outputs": [p for p in paths if (out / p).exists()],
         "built_at": record.built_at or None,
         "inputs": record.inputs or None,
+        "seconds": record.seconds or None,
     }
     if record.error:
         fields["failed_at"] = record.failed_at
+        fields["failing_since"] = record.failing_since or record.failed_at
         fields["error"] = record.error.splitlines()[0]
     return fields
 

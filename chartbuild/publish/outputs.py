@@ -185,6 +185,10 @@ class Record:
     data_sets: int = 0
     #: A digest of what it was built from: its models' stamps, its generator's source.
     inputs: str = ""
+    #: When its builds started failing (its outputs have been the last good ones since).
+    failing_since: str = ""
+    #: How long its last good build took to make and write its outputs, in seconds.
+    seconds: float = 0.0
 
     def as_json(self) -> str:
         data = {k: v for k, v in asdict(self).items() if v}
@@ -211,7 +215,16 @@ class Record:
             failed_at=str(data.get("failed_at") or ""),
             data_sets=data_sets,
             inputs=str(data.get("inputs") or ""),
+            failing_since=str(data.get("failing_since") or ""),
+            seconds=_seconds(data.get("seconds")),
         )
+
+
+def _seconds(value: Any) -> float:
+    try:
+        return max(0.0, float(value or 0))
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def record_path(generator: str, name: str, state_dir: Path | None = None) -> Path:

@@ -220,6 +220,7 @@ def write_dashboard(generator: catalog.Generator) -> bool:
                     "unit": data.get("unit", ""),
                     "display": display(data.get("value")),
                     "raw_value": "" if data.get("value") is None else json.dumps(data["value"]),
+                    "trend": trend(data),
                 }
             )
         else:
@@ -243,6 +244,52 @@ def write_dashboard(generator: catalog.Generator) -> bool:
         },
     )
     return write_if_changed(out / outputs.dashboard(generator.name), page)
+
+
+def trend(data: dict[str, Any]) -> dict[str, Any] | None:
+    """How a number card shows a number's change (None for a number without a trend).
+
+    ``direction`` up, down or flat; ``tone`` good, bad or neutral (``higher_is_better``);
+    ``change`` the change in per cent, or in the number's own terms from a zero base
+    (whose per cent is not a number); ``against`` what it is compared with; ``points``
+    the sparkline's polyline in a 100 x 24 box, ``last`` its last point.
+    """
+    if "series" not in data or "previous" not in data:
+        return None
+    delta, pct, better = data.get("delta"), data.get("pct"), data.get("higher_is_better")
+    direction = "flat" if not delta else ("up" if delta > 0 else "down")
+    tone = "neutral"
+    if direction != "flat" and better is not None:
+        tone = "good" if (direction == "up") == bool(better) else "bad"
+    if delta is None:
+        change = "no previous value"
+    elif pct is not None:
+        change = f"{pct:+,.1f} %"
+    else:
+        change = ("+" if delta > 0 else "") + display(delta)
+    period = data.get("period") or "period"
+    points, last = sparkline([p.get("value") for p in data.get("series") or []])
+    return {
+        "direction": direction,
+        "arrow": {"up": "\u25b2", "down": "\u25bc", "flat": "\u25b6"}[direction],
+        "tone": tone,
+        "change": change,
+        "against": f"vs previous {period}",
+        "partial": f"{period} so far" if data.get("partial") else "",
+        "points": points,
+        "last": last,
+    }
+
+
+def sparkline(values: list[Any]) -> tuple[str, tuple[float, float] | None]:
+    """The polyline points of ``values`` in a 100 x 24 box (None values skipped)."""
+    known = [(i, float(v)) for i, v in enumerate(values) if isinstance(v, int | float)]
+    if len(known) < 2:
+        return "", None
+    low, high = min(v for _, v in known), max(v for _, v in known)
+    span, steps = (high - low) or 1.0, max(1, len(values) - 1)
+    coords = [(round(i * 100 / steps, 2), round(22 - (v - low) * 20 / span, 2)) for i, v in known]
+    return " ".join(f"{x},{y}" for x, y in coords), coords[-1]
 
 
 def display(value: Any) -> str:

@@ -12,6 +12,7 @@ What a build made is read from the output directory and the build's records, or,
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
 import json
 import re
@@ -20,11 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from django.db import DatabaseError
+
 from chartbuild import conf, names
 from chartbuild.declare import catalog
 from chartbuild.declare.registry import Declaration
+from chartbuild.publish import freshness, outputs, pages, storage
 from chartbuild.publish import manifest as manifest_file
-from chartbuild.publish import outputs, storage
 from chartbuild.site import permissions, stored
 
 #: The files of a chart a request may ask for, by extension; a number has its ``json``.
@@ -130,15 +133,33 @@ class Item:
             return None
         return data if isinstance(data, dict) else None
 
+    def behind_since(self) -> str | None:
+        """When it fell behind, while it is over its freshness limit (else None).
+
+        Read from the database, shared by the requests of one second; None when the
+        database cannot say.
+        """
+        try:
+            found = freshness.of(
+                self.generator, self.declaration, self.record, freshness.pending(max_age=1.0)
+            )
+        except DatabaseError:
+            return None
+        if not found.stale or found.behind_since is None:
+            return None
+        return found.behind_since.astimezone(dt.UTC).isoformat(timespec="seconds")
+
     def state(self) -> dict[str, Any]:
         """What a live page knows of this item."""
         found: dict[str, Any] = {
             "version": self.version(),
             "built_at": self.record.built_at or None,
             "stale": bool(self.record.error),
+            "behind_since": self.behind_since() if self.record.built_at else None,
         }
         if self.kind == "number":
-            found["number"] = self.number()
+            number = found["number"] = self.number()
+            found["trend"] = pages.trend(number) if number else None
         return found
 
 
@@ -171,6 +192,17 @@ def items(user: Any, gen: catalog.Generator) -> list[Item]:
         _built(gen, d, stored) for d in gen.declarations if permissions.may_see(user, gen, d.name)
     ]
     return sorted(found, key=lambda item: item.kind != "number")
+
+
+def every_item() -> list[Item]:
+    """Every chart and number of the generators that import, whoever may see them."""
+    stored = _stored()
+    return [
+        _built(gen, d, stored)
+        for gen in catalog.cached().generators
+        if not gen.error
+        for d in gen.declarations
+    ]
 
 
 def item(gen: catalog.Generator, name: str) -> Item | None:

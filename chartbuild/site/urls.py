@@ -17,6 +17,7 @@ urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", views.LogoutView.as_view(), name="logout"),
     path("manifest.json", views.manifest, name="manifest"),
+    path("metrics/", views.metrics, name="metrics"),
     re_path(r"^static/(?P<filename>[a-z]+\.(?:js|css))\Z", views.asset, name="asset"),
     re_path(rf"^(?P<generator>{NAME})/\Z", views.dashboard, name="dashboard"),
     re_path(rf"^(?P<generator>{NAME})/state\.json\Z", views.state, name="state"),

@@ -13,6 +13,7 @@ instead, or the browser is sent to the storage's signed URL (see :mod:`chartbuil
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import json
@@ -22,8 +23,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from django.conf import settings
+from django.contrib.auth import authenticate
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import redirect_to_login
+from django.db import DatabaseError
 from django.http import (
     FileResponse,
     Http404,
@@ -41,7 +44,7 @@ from django.views.decorators.http import require_safe
 from chartbuild import conf
 from chartbuild.publish import assets, outputs, pages, storage
 from chartbuild.site import items as site
-from chartbuild.site import stored
+from chartbuild.site import permissions, stored
 
 CONTENT_TYPES = {
     "vl.json": "application/json",
@@ -250,6 +253,40 @@ def manifest(request: HttpRequest) -> HttpResponseBase:
     if not entries and not request.user.is_authenticated:
         _deny(request, "nothing to see")
     return _json(request, {"entries": entries})
+
+
+@require_safe
+def metrics(request: HttpRequest) -> HttpResponseBase:
+    """The charts' Prometheus metrics, for ``CHARTBUILD_METRICS_PERMISSION``: a signed-in
+    user, or a scraper signing in with HTTP Basic authentication (401 asks for it)."""
+    from chartbuild.site import metrics as exported
+
+    user = _basic_user(request) or request.user
+    if not user.is_authenticated:
+        response = HttpResponse("sign in to read the metrics\n", status=401)
+        response["WWW-Authenticate"] = 'Basic realm="chartbuild metrics", charset="UTF-8"'
+        return response
+    if not permissions.allows(conf.metrics_permission(), user):
+        return HttpResponse("not allowed to read the metrics\n", status=403)
+    try:
+        body = exported.exposition(site.every_item())
+    except DatabaseError as exc:
+        return HttpResponse(f"cannot read the database: {exc}\n", status=503)
+    response = HttpResponse(body, content_type=exported.CONTENT_TYPE)
+    patch_cache_control(response, private=True, no_store=True)
+    return response
+
+
+def _basic_user(request: HttpRequest) -> Any:
+    """The user of a request's ``Authorization: Basic`` credentials, if they are valid."""
+    kind, _, encoded = request.headers.get("Authorization", "").partition(" ")
+    if kind.lower() != "basic":
+        return None
+    try:
+        username, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return authenticate(request, username=username, password=password)
 
 
 def _json(request: HttpRequest, data: dict[str, Any]) -> HttpResponseBase:

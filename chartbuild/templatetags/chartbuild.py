@@ -80,6 +80,7 @@ def item_number(entry: site.Item, caption: bool = True) -> SafeString:
         raw_value="" if value is None else json.dumps(value),
         display=pages.display(value) if data else "n/a",
         unit=data.get("unit", entry.declaration.unit),
+        trend=pages.trend(data),
     )
     return mark_safe(render_to_string("chartbuild/site/number.html", context))
 
@@ -114,6 +115,7 @@ def _context(entry: site.Item) -> dict[str, Any]:
         "built": entry.built,
         "built_at": entry.record.built_at,
         "stale": bool(entry.record.error),
+        "behind_since": entry.behind_since() if entry.record.built_at else None,
         "interval_ms": str(max(250, round(conf.live_interval() * 1000))),
         "data_sets": entry.record.data_sets,
     }

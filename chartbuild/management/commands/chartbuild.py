@@ -1,8 +1,11 @@
-"""``manage.py chartbuild capture [--install | --remove]``, ``status``, ``rollups`` and
-``verify [NAME ...] [--no-repair]``."""
+"""``manage.py chartbuild capture [--install | --remove]``, ``status``, ``freshness``,
+``rollups`` and ``verify [NAME ...] [--no-repair]``."""
 
 from __future__ import annotations
 
+import fnmatch
+import json
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -12,6 +15,7 @@ from chartbuild import conf
 from chartbuild.capture import triggers as capture
 from chartbuild.declare import catalog
 from chartbuild.live import status
+from chartbuild.publish import freshness
 from chartbuild.rollups import store
 from chartbuild.rollups import sync as rollups
 
@@ -19,7 +23,8 @@ from chartbuild.rollups import sync as rollups
 class Command(BaseCommand):
     help = (
         "chartbuild's state in the database. `capture`: the triggers on the tables charts "
-        "read; `status`: who builds, the last export, the lag; `rollups`: the rollups the "
+        "read; `status`: who builds, the last export, the lag; `freshness`: each chart's lag "
+        "against its limit (exit 1 when one is over); `rollups`: the rollups the "
         "database keeps; `verify`: each rollup against the full query."
     )
     requires_system_checks: list[str] = []  # it mends what chartbuild.E010 reports
@@ -42,7 +47,26 @@ class Command(BaseCommand):
             "export of any builder, and the lag: how long the oldest committed change that "
             "no publication contains yet has waited.",
         )
-
+        fresh = commands.add_parser(
+            "freshness",
+            help="each chart's lag against its limit; exits 1 when one is over its error limit",
+            description="How far behind its committed changes each chart and number is "
+            "(the oldest change its published output lacks), against its max_lag: pass, "
+            "warn or error. Exits 0 when none is in error, 1 when one is, 2 when the "
+            "database cannot tell.",
+        )
+        fresh.add_argument(
+            "--select",
+            action="append",
+            default=[],
+            metavar="PATTERN",
+            help="only these: a generator, a task (generator.name) or a pattern (shop.*); "
+            "may be repeated",
+        )
+        fresh.add_argument("--format", choices=("text", "json"), default="text")
+        fresh.add_argument(
+            "-o", "--output", metavar="FILE", help="also write the JSON report to FILE"
+        )
         commands.add_parser(
             "rollups",
             help="list the rollups, how the database keeps them, their buckets and pending rows",
@@ -65,6 +89,8 @@ class Command(BaseCommand):
             if command == "status":
                 for line in status.current().lines():
                     self.stdout.write(line)
+            elif command == "freshness":
+                self.freshness(options["select"], options["format"], options["output"])
             elif command == "rollups":
                 self.rollups()
             elif command == "verify":
@@ -74,7 +100,8 @@ class Command(BaseCommand):
         except DatabaseError as exc:
             raise CommandError(
                 f"cannot read database {conf.database()!r}: {exc}. Is it reachable, and has "
-                "`manage.py migrate` been run?"
+                "`manage.py migrate` been run?",
+                returncode=2 if command == "freshness" else 1,  # freshness: cannot tell
             ) from exc
 
     def capture(self, *, install: bool, remove: bool) -> None:
@@ -100,6 +127,40 @@ class Command(BaseCommand):
         for table, state in sorted(status.items()):
             readers = ", ".join(sorted(watched.get(table, ()))) or "no chart"
             self.stdout.write(f"{table:<{width}}  {state:<12}  {readers}")
+
+    def freshness(self, select: list[str], fmt: str, output: str | None) -> None:
+        def chosen(task: str) -> bool:
+            generator = task.split(".", 1)[0]
+            return not select or any(fnmatch.fnmatchcase(task, p) or p == generator for p in select)
+
+        from django.utils import timezone
+
+        found = freshness.check(catalog.load(), select=chosen)
+        if select and not found:
+            raise CommandError(f"no chart or number matches {', '.join(select)}", returncode=2)
+        counts = {s: sum(f.status == s for f in found) for s in freshness.STATUSES}
+        report = {
+            "checked_at": timezone.now().isoformat(timespec="seconds"),
+            "summary": counts,
+            "results": [f.as_dict() for f in found],
+        }
+        text = json.dumps(report, indent=1) + "\n"
+        if output:
+            Path(output).write_text(text)
+        if fmt == "json":
+            self.stdout.write(text, ending="")
+        else:
+            width = max(len(f.task) for f in found) if found else 0
+            for f in found:
+                self.stdout.write(f"{f.task:<{width}}  {f.status:<5}  {_describe(f)}")
+            self.stdout.write(
+                f"{counts['pass']} pass, {counts['warn']} warn, {counts['error']} error"
+            )
+        if counts["error"]:
+            raise CommandError(
+                f"{counts['error']} chart(s) or number(s) over their freshness limit",
+                returncode=1,
+            )
 
     def rollups(self) -> None:
         found, _ = rollups.declared()
@@ -139,3 +200,17 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {difference}")
         if differed:
             raise CommandError("some rollups differed from the full query", returncode=1)
+
+
+def _describe(found: freshness.Freshness) -> str:
+    """A line's account of one chart's freshness."""
+    if found.lag is None:
+        return "never built"
+    limit = "no limit" if found.limit is None else f"limit {found.limit[1]:g} s"
+    text = f"{found.lag:.0f} s behind ({limit})"
+    if found.oldest_pending:
+        table, at = found.oldest_pending
+        text += f"; oldest change waiting: {table} at {at.isoformat(timespec='seconds')}"
+    if found.failed_at:
+        text += f"; its last build failed at {found.failed_at}"
+    return text

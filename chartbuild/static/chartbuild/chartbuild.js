@@ -74,7 +74,12 @@
   }
 
   function showTime(element) {
-    var time = element.querySelector("time[datetime]");
+    var since = element.querySelector("time.since[datetime]");
+    if (since && since.getAttribute("datetime")) {
+      var from = new Date(since.getAttribute("datetime"));
+      if (!isNaN(from)) { since.textContent = from.toLocaleString(); }
+    }
+    var time = element.querySelector("time[datetime]:not(.since)");
     if (time && time.getAttribute("datetime")) {
       var when = new Date(time.getAttribute("datetime"));
       if (!isNaN(when)) { time.textContent = when.toLocaleString(); }
@@ -110,6 +115,20 @@
       target.title = target.textContent + (unit ? " " + unit.textContent : "");
       fit(element);
     }
+  }
+
+  function showTrend(element, trend) {
+    // The server says what the change is (pages.trend): the card only shows it.
+    var box = element.querySelector("[data-trend]");
+    if (!box) { return; }
+    box.className = "trend " + trend.direction + " " + trend.tone;
+    box.querySelector(".arrow").textContent = trend.arrow;
+    box.querySelector(".pct").textContent = trend.change;
+    box.querySelector(".against").textContent = trend.against;
+    box.querySelector(".partial").textContent = trend.partial ? " \u00b7 " + trend.partial : "";
+    var spark = box.querySelector(".spark");
+    spark.querySelector("polyline").setAttribute("points", trend.points);
+    spark.toggleAttribute("hidden", !trend.points);
   }
 
   function showCell(cell) {
@@ -177,12 +196,17 @@
 
   function update(element, state) {
     element.classList.toggle("stale", Boolean(state.stale));
-    var time = element.querySelector("time");
-    if (time) { time.setAttribute("datetime", state.built_at || ""); showTime(element); }
+    element.classList.toggle("behind", Boolean(state.behind_since));
+    var since = element.querySelector("time.since");
+    if (since) { since.setAttribute("datetime", state.behind_since || ""); }
+    var time = element.querySelector("time:not(.since)");
+    if (time) { time.setAttribute("datetime", state.built_at || ""); }
+    showTime(element);
     if (element.dataset.version === state.version) { return; }
     element.dataset.version = state.version;
     if (state.number) {
       showNumber(element, state.number.value);
+      if (state.trend) { showTrend(element, state.trend); }
     } else if (element.dataset.specUrl && element.dataset.seen) {
       load(element, state.version); // charts not yet in view are drawn when they come
     }
