@@ -28,4 +28,14 @@ __all__ = [
     "Trend",
     "chart",
     "number",
+    "writes_by",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # imported when asked for: it needs Django's apps loaded, this package does not
+    if name == "writes_by":
+        from chartbuild.capture.context import writes_by
+
+        return writes_by
+    raise AttributeError(f"module 'chartbuild' has no attribute {name!r}")

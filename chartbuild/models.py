@@ -13,11 +13,27 @@ from django.db.models.functions import Now
 
 
 class Change(models.Model):
-    """One captured write: which table, and when (the database's clock)."""
+    """One captured write: which table, and when (the database's clock).
+
+    What ``manage.py chartbuild why`` tells of it: the statement's kind and the rows it
+    wrote, its transaction and program (PostgreSQL), and who wrote it when the writing
+    code said so (:func:`chartbuild.writes_by`). Empty for records the triggers of an
+    older version, ``migrate`` or the ORM capture wrote.
+    """
 
     id = models.BigAutoField(primary_key=True)
     table_name = models.CharField(max_length=128)
     at = models.DateTimeField(db_default=Now())
+    #: ``INSERT``, ``UPDATE``, ``DELETE`` or ``TRUNCATE``; "" when unknown.
+    operation = models.CharField(max_length=8, blank=True, db_default="")
+    #: Rows the statement wrote (SQLite: the statements of one kind in a row on the table).
+    rows = models.BigIntegerField(null=True)
+    #: The writing transaction (PostgreSQL's ``txid_current()``).
+    xact = models.BigIntegerField(null=True)
+    #: The writing program (PostgreSQL's ``application_name``).
+    program = models.CharField(max_length=64, blank=True, db_default="")
+    #: Who wrote (:func:`chartbuild.writes_by`, the request's user).
+    context = models.CharField(max_length=200, blank=True, db_default="")
 
     class Meta:
         db_table = "chartbuild_change"

@@ -153,3 +153,17 @@ def test_a_connection_lost_mid_chart_is_one_line_with_its_cause_and_the_rest_bui
     )
     assert not any(line.startswith("    ") for line in stdout.splitlines())  # no detail
     assert "built 2, up to date 0, failed 1 (slow_query.slow)" in stdout.splitlines()[-1]
+
+
+def test_the_schema_is_checked_only_when_the_code_may_have_changed_the_shape():
+    import altair as alt
+
+    bad = alt.Chart(alt.Data(values=[{"a": 1}])).mark_bar().encode(x="a:Q")
+    bad.mark = "not-a-mark"  # Vega-Lite's schema has no such mark
+    with pytest.raises(ChartError, match="returned a chart that Altair cannot convert"):
+        actions.chart_spec("chart users.c", bad)
+    assert actions.chart_spec("chart users.c", bad, validate=False)["mark"]["type"] == "not-a-mark"
+    data_only = [{"kind": "changed", "model": "auth.user", "exports": []}]
+    assert actions._code_may_differ(data_only) is False
+    for kind in ("never built", "code", "failed before", "forced", "reset"):
+        assert actions._code_may_differ([*data_only, {"kind": kind}]) is True

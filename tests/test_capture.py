@@ -191,12 +191,12 @@ def test_sync_removes_nothing_while_a_generator_is_broken(reinstalled, settings)
 def test_an_outdated_trigger_is_reported_and_replaced(reinstalled):
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute("ALTER TABLE shop_order DISABLE TRIGGER chartbuild_v1")
+            cursor.execute(f"ALTER TABLE shop_order DISABLE TRIGGER chartbuild_{capture.VERSION}")
         else:
-            cursor.execute('DROP TRIGGER "chartbuild_v1_shop_order_update"')
+            cursor.execute(f'DROP TRIGGER "chartbuild_{capture.VERSION}_shop_order_update"')
             cursor.execute(
-                'CREATE TRIGGER "chartbuild_v1_shop_order_update" AFTER UPDATE ON shop_order'
-                " BEGIN SELECT 1; END"
+                f'CREATE TRIGGER "chartbuild_{capture.VERSION}_shop_order_update"'
+                " AFTER UPDATE ON shop_order BEGIN SELECT 1; END"
             )
     backend = capture.for_database()
     assert backend.status(WATCHED)["shop_order"] == capture.OUTDATED
@@ -229,6 +229,32 @@ def test_the_capture_checks_are_database_checks_that_only_check_database_runs(re
     found = run_checks(tags=[Tags.database], databases=["default"])  # check --database
     assert {m.obj for m in found if m.id == "chartbuild.E010"} == set(WATCHED)
     call_command("migrate", verbosity=0)  # not stopped by the missing triggers: installs them
+    assert not [m for m in check_capture(databases=["default"]) if m.id == "chartbuild.E010"]
+
+
+def test_manage_py_migrate_is_not_stopped_by_the_triggers_it_installs(reinstalled):
+    """``manage.py migrate`` runs the database checks first (``call_command`` skips them):
+    E010 must not stop the command that mends it (a new chartbuild's trigger version)."""
+    import subprocess
+    import sys
+
+    from tests.doit import REPO
+
+    capture.for_database().remove()
+    done = subprocess.run(
+        [sys.executable, "manage.py", "migrate"],
+        cwd=REPO,
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DATABASE_URL": database_url(),
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "chartbuild capture triggers: added on" in done.stdout
     assert not [m for m in check_capture(databases=["default"]) if m.id == "chartbuild.E010"]
 
 

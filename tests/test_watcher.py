@@ -199,8 +199,8 @@ def test_commits_that_keep_coming_are_a_burst_built_after_a_longer_quiet(tmp_pat
             if self.count == 1:  # the second build: commits come while it runs
                 for _ in range(3):
                     time.sleep(0.01)
+                    self.woken = time.monotonic()  # the quiet starts after the last one
                     wakeup.send(tmp_path)
-                self.woken = time.monotonic()
                 time.sleep(0.1)
             return super().__call__()
 

@@ -39,7 +39,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from doit.runner import MThreadRunner
 
 from chartbuild import conf, names
-from chartbuild.build import handover, hashes, interrupts, plan, reads, render
+from chartbuild.build import handover, hashes, interrupts, plan, reads, render, why
 from chartbuild.build.session import Session
 from chartbuild.declare import catalog, tables
 from chartbuild.declare.registry import Declaration
@@ -50,6 +50,7 @@ from chartbuild.export.exporter import Exporter
 from chartbuild.files import remove_temporary
 from chartbuild.publish import assets, outputs, pages, storage
 from chartbuild.publish import manifest as manifest_file
+from chartbuild.rollups import rollup
 
 logger = logging.getLogger(__name__)
 
@@ -267,9 +268,23 @@ def build_item(session: Session, generator_name: str, name: str) -> None:
     if session.touch(generator_name):
         manifest_file.mark_due()
     previous = outputs.read_record(generator_name, name)
+    source, stamps = _inputs(session, generator, declaration)
+    basis = why.basis(source, stamps)
+    reasons = why.reasons(
+        previous.basis,
+        basis,
+        built_before=bool(previous.built_at),
+        failed_before=previous.error,
+        source_path=str(generator.path or generator.module),
+        changes=session.changes(),
+        rollups=_rollups_by_model(declaration),
+    )
+    task = names.task_name(generator_name, name)
     started = time.perf_counter()
     try:
-        files, read = make(generator, declaration)
+        # Altair checks a spec against Vega-Lite's schema (half of a chart's time): only
+        # when its code may have changed its shape, not when only its data did
+        files, read = make(generator, declaration, validate=_code_may_differ(reasons))
         outputs.replace_set(files)
     except ChartbuildError as exc:
         if interrupts.requested():
@@ -284,6 +299,7 @@ def build_item(session: Session, generator_name: str, name: str) -> None:
         )
         with contextlib.suppress(OSError):  # the failure itself is what must be told
             outputs.write_record(generator_name, name, failed)
+        why.record(session.state_dir, task, failed_at, "failed", reasons)
         raise
     data_sets = sum(1 for path, content in files.items() if path.suffix == ".csv" and content)
     out = conf.output_dir()
@@ -295,28 +311,52 @@ def build_item(session: Session, generator_name: str, name: str) -> None:
         built_at=now(),
         reads=read,
         data_sets=data_sets,
-        inputs=inputs_of(session, generator, declaration),
+        inputs=handover.inputs(generator, declaration, _by_file(stamps), session.hashes),
         seconds=round(time.perf_counter() - started, 4),
+        basis=basis,
+        why=tuple(reasons),
     )
     try:
         outputs.write_record(generator_name, name, record)
     except OSError as exc:
         raise outputs.output_error(exc) from exc
     session.note_made(generator_name, name)
+    why.record(session.state_dir, task, record.built_at, "built", reasons)
 
 
-def inputs_of(session: Session, generator: catalog.Generator, declaration: Declaration) -> str:
-    """A digest of what a chart is built from now (see :func:`.handover.inputs`)."""
+def _inputs(
+    session: Session, generator: catalog.Generator, declaration: Declaration
+) -> tuple[str, dict[str, str]]:
+    """Its generator's source digest, and its models' stamps (``{model: stamp}``)."""
     stamps = {}
     for model in declaration.models:
-        path = exporter.stamp_path(session.state_dir, model)
         with contextlib.suppress(OSError):
-            stamps[path.name] = path.read_text()
-    return handover.inputs(generator, declaration, stamps, session.hashes)
+            stamps[model] = exporter.stamp_path(session.state_dir, model).read_text()
+    source = session.hashes.md5(str(generator.path)) if generator.path is not None else ""
+    return source, stamps
+
+
+def _by_file(stamps: dict[str, str]) -> dict[str, str]:
+    return {exporter.stamp_path(Path(), model).name: text for model, text in stamps.items()}
+
+
+def _rollups_by_model(declaration: Declaration) -> dict[str, list[str]]:
+    """``{base model: the rollups of it that the chart reads}``."""
+    known = {r.name: r for r in rollup.declared()}  # its generator, imported, made them
+    found: dict[str, list[str]] = {}
+    for name in declaration.rollups:
+        if name in known:
+            found.setdefault(known[name].base_label, []).append(name)
+    return found
+
+
+def _code_may_differ(reasons: list[dict[str, Any]]) -> bool:
+    """Whether a chart built for ``reasons`` may take a new shape (not only new data)."""
+    return any(reason.get("kind") != "changed" for reason in reasons)
 
 
 def make(
-    generator: catalog.Generator, declaration: Declaration
+    generator: catalog.Generator, declaration: Declaration, *, validate: bool = True
 ) -> tuple[dict[Path, str | bytes], tuple[str, ...]]:
     """The outputs of one chart or number, and the models its queries read."""
     where = f"{declaration.kind} {generator.name}.{declaration.name}"
@@ -325,7 +365,7 @@ def make(
         if declaration.kind == "number":
             content = number_json(where, declaration, value, now())
         else:
-            spec = chart_spec(where, value)  # Altair may evaluate a lazy queryset here
+            spec = chart_spec(where, value, validate=validate)  # a lazy queryset runs here
     read = tuple(recorder.models())
     undeclared = reads.undeclared(read, declaration.models)
     if undeclared:
@@ -398,11 +438,12 @@ def _lost_connection(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def chart_spec(where: str, value: Any) -> dict[str, Any]:
-    """The Vega-Lite spec of what a chart function returned (an Altair chart or a dict)."""
+def chart_spec(where: str, value: Any, *, validate: bool = True) -> dict[str, Any]:
+    """The Vega-Lite spec of what a chart function returned (an Altair chart or a dict);
+    ``validate``: Altair checks it against Vega-Lite's schema."""
     if hasattr(value, "to_dict"):
         try:
-            spec = value.to_dict()
+            spec = value.to_dict() if validate else _unchecked(value)
         except Exception as exc:
             lost = _lost_connection(exc)  # a lazy queryset is evaluated here
             if lost:
@@ -445,6 +486,14 @@ def number_json(where: str, declaration: Declaration, value: Any, built_at: str)
         return dumps(data)
     except ValueError as exc:
         raise ChartError(f"{where} returned {value!r}, which JSON cannot hold") from exc
+
+
+def _unchecked(chart: Any) -> Any:
+    """An Altair chart's spec without the schema check (other ``to_dict`` have none)."""
+    try:
+        return chart.to_dict(validate=False)
+    except TypeError:
+        return chart.to_dict()
 
 
 def dumps(data: Any) -> str:

@@ -36,6 +36,7 @@ from chartbuild.declare import catalog
 from chartbuild.declare.catalog import Generator
 from chartbuild.declare.registry import Declaration
 from chartbuild.exceptions import ChartbuildError
+from chartbuild.export import changes as export_changes
 from chartbuild.export.exporter import stamp_path
 
 logger = logging.getLogger(__name__)
@@ -117,6 +118,7 @@ class Session:
         #: The ``file_dep`` of each chart and number task, as the graph declared them.
         self.file_deps: dict[str, list[str]] = {}
         self._stamps: dict[str, str] = {}
+        self._changes: dict[str, list[dict[str, Any]]] | None = None
 
     # -- the build in progress ------------------------------------------------------------
 
@@ -184,6 +186,14 @@ class Session:
         if found is None:
             found = self._stamps[model] = str(stamp_path(self.state_dir, model))
         return found
+
+    def changes(self) -> dict[str, list[dict[str, Any]]]:
+        """What the exports told of each model's changes (read once per build, after the
+        export: :mod:`chartbuild.export.changes`)."""
+        with self._guard:
+            if self._changes is None:
+                self._changes = export_changes.load(self.state_dir)
+            return self._changes
 
     def undeclared(self) -> int:
         """How many charts and numbers the plan left out of the graph: up to date."""

@@ -17,9 +17,10 @@ One :class:`Capture` per database backend:
   with ``session_replication_role = replica``, and statements that name a partition or
   an inheritance child of a watched table directly.
 - SQLite (:class:`SqliteTriggers`): row-level triggers (SQLite has no others). A row
-  records nothing when the newest record in the log is already one of its table's: a
-  100,000-row ``UPDATE`` leaves one record. The exporter adds an empty *marker* record
-  when it has read the log, so a write after that read always records again.
+  adds one to the newest record of the log when that is already its table's and its
+  kind's: a 100,000-row ``UPDATE`` leaves one record of 100,000 rows. The exporter adds
+  an empty *marker* record when it has read the log, so a write after that read always
+  records again.
 - Other backends, or ``CHARTBUILD_CAPTURE = "orm"`` (:class:`OrmCapture`): no triggers;
   an execute wrapper on Django's connection records the ORM's and raw SQL's writes to
   watched tables (:class:`Recorder`). Other programs' writes are not seen (system check
@@ -55,7 +56,7 @@ LOG_TABLE = Change._meta.db_table
 CHANNEL = "chartbuild"
 #: Changes when the trigger definitions change: installed triggers of another version
 #: are reported as outdated and replaced by ``migrate``.
-VERSION = "v1"
+VERSION = "v2"
 
 INSTALLED = "installed"
 MISSING = "missing"
@@ -113,7 +114,14 @@ class Capture:
         return []
 
     def log_exists(self) -> bool:
-        return LOG_TABLE in self.connection.introspection.table_names()
+        """Whether the change log exists with the columns this version's triggers write
+        (a database migrated back before them gets no triggers: its writes would fail)."""
+        introspection = self.connection.introspection
+        with self.connection.cursor() as cursor:
+            if LOG_TABLE not in introspection.table_names(cursor):
+                return False
+            columns = {c.name for c in introspection.get_table_description(cursor, LOG_TABLE)}
+        return {"operation", "rows", "xact", "program", "context"} <= columns
 
     def quote(self, name: str) -> str:
         return str(self.connection.ops.quote_name(name))
@@ -154,9 +162,13 @@ class PostgresTriggers(Capture):
     FUNCTION = re.compile(r"^chartbuild_(?:before|capture)_v\d+$")
 
     def functions(self, schema: str) -> dict[str, str]:
-        """``{function name: body}`` of this version, writing to the log in ``schema``."""
+        """``{function name: body}`` of this version, writing to the log in ``schema``.
+
+        A record says the statement's kind, the rows it wrote (the transaction's count
+        after it, less the count before), its transaction, program and time, and who
+        wrote when the writer said so (:mod:`chartbuild.capture.context`)."""
         log = f"{self.quote(schema)}.{self.quote(LOG_TABLE)}"
-        notify = f"        PERFORM pg_notify({literal(CHANNEL)}, TG_TABLE_NAME);\n"
+        notify = f"    PERFORM pg_notify({literal(CHANNEL)}, TG_TABLE_NAME);\n"
         return {
             self.before: (
                 "\nBEGIN\n"
@@ -165,15 +177,25 @@ class PostgresTriggers(Capture):
                 "END\n"
             ),
             self.capture: (
-                "\nBEGIN\n"
-                "    IF TG_OP = 'TRUNCATE' OR TG_NARGS > 0"
-                " OR NOT current_setting('track_counts')::boolean\n"
-                f"       OR {_ROWS_WRITTEN}\n"
-                f"          > coalesce(nullif(current_setting({_BEFORE}, true), '')::bigint, -1)\n"
-                "    THEN\n"
-                f"        INSERT INTO {log} (table_name) VALUES (TG_TABLE_NAME);\n"
-                f"{notify if conf.notify() else ''}"
+                "\nDECLARE\n"
+                "    written bigint;\n"
+                "    before bigint;\n"
+                "BEGIN\n"
+                "    IF TG_OP <> 'TRUNCATE' AND TG_NARGS = 0"
+                " AND current_setting('track_counts')::boolean THEN\n"
+                f"        written := {_ROWS_WRITTEN};\n"
+                "        before := coalesce("
+                f"nullif(current_setting({_BEFORE}, true), '')::bigint, -1);\n"
+                "        IF written <= before THEN\n"
+                "            RETURN NULL;\n"
+                "        END IF;\n"
                 "    END IF;\n"
+                f"    INSERT INTO {log} (table_name, operation, rows, xact, program, context, at)"
+                " VALUES (TG_TABLE_NAME, TG_OP, CASE WHEN before >= 0 THEN written - before END,"
+                " txid_current(), left(current_setting('application_name'), 64),"
+                " left(coalesce(current_setting('chartbuild.context', true), ''), 200),"
+                " clock_timestamp());\n"
+                f"{notify if conf.notify() else ''}"
                 "    RETURN NULL;\n"
                 "END\n"
             ),
@@ -339,18 +361,27 @@ class SqliteTriggers(Capture):
         return f"chartbuild_{VERSION}_{table}_{operation}"
 
     def definitions(self, table: str) -> dict[str, str]:
-        """``{trigger name: CREATE TRIGGER statement}`` for one table."""
+        """``{trigger name: CREATE TRIGGER statement}`` for one table.
+
+        A row adds one to the newest record when that is its table's and its kind's (a
+        100,000-row ``UPDATE`` leaves one record of 100,000 rows), else starts a record."""
         log = self.quote(LOG_TABLE)
         name = literal(table)
-        return {
-            self._name(table, operation): (
+        found = {}
+        for operation in self.operations:
+            kind = literal(operation.upper())
+            newest = f"(SELECT MAX(id) FROM {log})"
+            found[self._name(table, operation)] = (
                 f"CREATE TRIGGER {self.quote(self._name(table, operation))}"
-                f" AFTER {operation.upper()} ON {self.quote(table)}"
-                f" WHEN (SELECT table_name FROM {log} ORDER BY id DESC LIMIT 1) IS NOT {name}"
-                f" BEGIN INSERT INTO {log} (table_name) VALUES ({name}); END"
+                f" AFTER {operation.upper()} ON {self.quote(table)} BEGIN"
+                f" UPDATE {log} SET rows = rows + 1 WHERE id = {newest}"
+                f" AND table_name = {name} AND operation = {kind};"
+                f" INSERT INTO {log} (table_name, operation, rows, at)"
+                f" SELECT {name}, {kind}, 1, strftime('%Y-%m-%d %H:%M:%f', 'now')"
+                f" WHERE NOT EXISTS (SELECT 1 FROM {log} WHERE id = {newest}"
+                f" AND table_name = {name} AND operation = {kind}); END"
             )
-            for operation in self.operations
-        }
+        return found
 
     def _installed(self, cursor: Any) -> dict[str, dict[str, str]]:
         cursor.execute(
@@ -476,16 +507,21 @@ class Recorder:
             watched = False
         result = execute(sql, params, many, context)
         # rowcount says 0 for a statement with RETURNING until its rows are read
-        if watched and (context["cursor"].rowcount != 0 or RETURNING.search(sql)):
-            self._record(context["connection"], table)
+        rows = context["cursor"].rowcount
+        if watched and (rows != 0 or RETURNING.search(sql)):
+            operation = sql.split(None, 1)[0].upper().replace("REPLACE", "INSERT")
+            self._record(context["connection"], table, operation, rows if rows > 0 else None)
         return result
 
-    def _record(self, connection: Any, table: str) -> None:
+    def _record(self, connection: Any, table: str, operation: str, rows: int | None) -> None:
         try:
             savepoint = connection.in_atomic_block and connection.vendor == "postgresql"
             block = transaction.atomic(using=connection.alias) if savepoint else nullcontext()
             with block, connection.cursor() as cursor:
-                cursor.execute(f"INSERT INTO {LOG_TABLE} (table_name) VALUES (%s)", [table])
+                cursor.execute(
+                    f"INSERT INTO {LOG_TABLE} (table_name, operation, rows) VALUES (%s, %s, %s)",
+                    [table, operation, rows],
+                )
         except DatabaseError as exc:
             if str(exc) not in self._failed:
                 self._failed.add(str(exc))

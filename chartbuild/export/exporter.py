@@ -51,6 +51,7 @@ from typing import Any, ClassVar
 from django.db import DatabaseError, connections
 
 from chartbuild.declare import tables
+from chartbuild.export import changes
 from chartbuild.export.horizon import Horizon
 from chartbuild.files import sync_folder, write_if_changed
 
@@ -400,9 +401,12 @@ class Exporter:
         )
 
         changed_tables: set[str] = set()
+        read_before = {name: state.read for name, state in cursor.sources.items()}
+        changed_keys: dict[str, set[str]] = {}
         for source in sources:
             state = cursor.sources.get(source.name, SourceState())
             keys, cursor.sources[source.name] = self._export(source, state)
+            changed_keys[source.name] = keys
             for key in keys:
                 changed_tables |= source.tables(key)
 
@@ -410,6 +414,8 @@ class Exporter:
         changed = [m for m in self.models if reads.get(m, frozenset()) & changed_tables]
         for model in changed:
             cursor.generations[model] = cursor.generations.get(model, 0) + 1
+        if changed:
+            self._tell(cursor, changed, reads, read_before, changed_keys)
 
         stamps = {}
         written = False
@@ -431,6 +437,38 @@ class Exporter:
             logger.debug("new changes of %s", ", ".join(changed))
         read = {name: state.read for name, state in cursor.sources.items()}
         return ExportResult(changed=tuple(changed), stamps=stamps, read=read)
+
+    def _tell(
+        self,
+        cursor: ExportCursor,
+        changed: list[str],
+        reads: dict[str, frozenset[str]],
+        read_before: dict[str, int],
+        keys: dict[str, set[str]],
+    ) -> None:
+        """Keep what wrote the changed models' tables, for ``manage.py chartbuild why``."""
+        from django.utils import timezone
+
+        content_types = [int(k) for k in keys.get("events", ()) if k.isdigit()]
+        written, events = changes.describe(
+            self.using, read_before, keys.get("capture", ()), content_types
+        )
+        exported_at = timezone.now().isoformat(timespec="milliseconds")
+        found = {}
+        for model in changed:
+            model_tables = reads.get(model, frozenset())
+            found[model] = {
+                "epoch": cursor.epoch,
+                "generation": cursor.generations[model],
+                "exported_at": exported_at,
+                "tables": {t: written[t] for t in sorted(model_tables) if t in written},
+                "events": {
+                    label: entry
+                    for label, entry in events.items()
+                    if _written_by(label) & model_tables
+                },
+            }
+        changes.keep(self.state_dir, found)
 
     def _export(self, source: Source, state: SourceState) -> tuple[set[str], SourceState]:
         """The groups of ``source`` that changed since ``state``, and its next state."""
@@ -567,6 +605,13 @@ def newest_change(using: str) -> int:
     from chartbuild.models import Change
 
     return int(Change.objects.using(using).aggregate(newest=Max("id"))["newest"] or 0)
+
+
+def _written_by(label: str) -> frozenset[str]:
+    try:
+        return tables.written_by(label)
+    except LookupError:
+        return frozenset()
 
 
 def cursor_path(state_dir: Path) -> Path:

@@ -85,6 +85,7 @@ def _built(generator: str, declaration: Any) -> dict[str, Any]:
         "built_at": record.built_at or None,
         "inputs": record.inputs or None,
         "seconds": record.seconds or None,
+        "why": list(record.why) if record.built_at else None,
     }
     if record.error:
         fields["failed_at"] = record.failed_at

@@ -189,6 +189,9 @@ class Record:
     failing_since: str = ""
     #: How long its last good build took to make and write its outputs, in seconds.
     seconds: float = 0.0
+    #: What its last good build was made from, and why it ran (:mod:`chartbuild.build.why`).
+    basis: dict[str, Any] | None = None
+    why: tuple[dict[str, Any], ...] = ()
 
     def as_json(self) -> str:
         data = {k: v for k, v in asdict(self).items() if v}
@@ -217,6 +220,8 @@ class Record:
             inputs=str(data.get("inputs") or ""),
             failing_since=str(data.get("failing_since") or ""),
             seconds=_seconds(data.get("seconds")),
+            basis=data["basis"] if isinstance(data.get("basis"), dict) else None,
+            why=tuple(w for w in data.get("why") or () if isinstance(w, dict)),
         )
 
 

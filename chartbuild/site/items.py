@@ -235,7 +235,7 @@ def state(visible: list[Item]) -> dict[str, Any]:
 
 
 #: What the manifest tells only staff: how the charts are made, and their errors.
-STAFF_ONLY = ("models", "reads", "error", "inputs")
+STAFF_ONLY = ("models", "reads", "error", "inputs", "why")
 
 
 def manifest(user: Any) -> list[dict[str, Any]]:

@@ -42,6 +42,7 @@ from django.utils.http import http_date, quote_etag
 from django.views.decorators.http import require_safe
 
 from chartbuild import conf
+from chartbuild.build import why as explain
 from chartbuild.publish import assets, outputs, pages, storage
 from chartbuild.site import items as site
 from chartbuild.site import permissions, stored
@@ -196,6 +197,8 @@ def item(request: HttpRequest, generator: str, name: str) -> HttpResponse:
         "generator": entry.generator,
         "item": entry,
         "live_interval": conf.live_interval(),
+        # staff read why it was last built (manage.py chartbuild why tells the history)
+        "why": explain.lines(list(entry.record.why)) if request.user.is_staff else [],
     }
     if entry.kind == "chart":
         found = entry.file("vl.json")

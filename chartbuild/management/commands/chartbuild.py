@@ -1,5 +1,5 @@
-"""``manage.py chartbuild capture [--install | --remove]``, ``status``, ``freshness``,
-``rollups`` and ``verify [NAME ...] [--no-repair]``."""
+"""``manage.py chartbuild capture [--install | --remove]``, ``status``, ``why``,
+``freshness``, ``rollups`` and ``verify [NAME ...] [--no-repair]``."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
-from chartbuild import conf
+from chartbuild import conf, names
+from chartbuild.build import why as explain
 from chartbuild.capture import triggers as capture
-from chartbuild.declare import catalog
+from chartbuild.declare import catalog, tables
 from chartbuild.live import status
 from chartbuild.publish import freshness
 from chartbuild.rollups import store
@@ -67,6 +68,18 @@ class Command(BaseCommand):
         fresh.add_argument(
             "-o", "--output", metavar="FILE", help="also write the JSON report to FILE"
         )
+        why = commands.add_parser(
+            "why",
+            help="why a chart was built (its last builds), or which charts a write to a "
+            "model rebuilds",
+            description="For a chart or number (generator.name): the reasons of its last "
+            "builds, down to the statements that wrote what it reads. For a model "
+            "(app_label.model): the charts and numbers a write to it rebuilds, and why the "
+            "others do not.",
+        )
+        why.add_argument("target", metavar="TASK_OR_MODEL")
+        why.add_argument("--format", choices=("text", "json"), default="text")
+        why.add_argument("--last", type=int, default=3, help="builds shown (default 3)")
         commands.add_parser(
             "rollups",
             help="list the rollups, how the database keeps them, their buckets and pending rows",
@@ -89,6 +102,8 @@ class Command(BaseCommand):
             if command == "status":
                 for line in status.current().lines():
                     self.stdout.write(line)
+            elif command == "why":
+                self.why(options["target"], options["format"], options["last"])
             elif command == "freshness":
                 self.freshness(options["select"], options["format"], options["output"])
             elif command == "rollups":
@@ -161,6 +176,55 @@ class Command(BaseCommand):
                 f"{counts['error']} chart(s) or number(s) over their freshness limit",
                 returncode=1,
             )
+
+    def why(self, target: str, fmt: str, last: int) -> None:
+        cat = catalog.load()
+        tasks = {
+            names.task_name(g.name, d.name): (g, d) for g in cat.generators for d in g.declarations
+        }
+        if target in tasks:
+            builds = explain.history(conf.state_dir(), target)[: max(1, last)]
+            if fmt == "json":
+                self.stdout.write(json.dumps({"task": target, "builds": builds}, indent=1))
+                return
+            if not builds:
+                self.stdout.write(f"{target}: no build recorded in {conf.state_dir()}")
+            for build in builds:
+                self.stdout.write(f"{target} {build['outcome']} at {build['at']} because:")
+                for line in explain.lines(build.get("why") or []):
+                    self.stdout.write(f"  {line}")
+            return
+        try:
+            written = tables.written_by(target)
+        except LookupError:
+            raise CommandError(
+                f"{target!r} is neither a chart or number (generator.name) nor a model "
+                "(app_label.model)"
+            ) from None
+        found = []
+        for task, (_, declaration) in tasks.items():
+            read = tables.of_models(declaration.models)
+            through = sorted(m for m, t in read.items() if t & written)
+            shared = sorted(set().union(*(read[m] & written for m in through)))
+            found.append(
+                {
+                    "task": task,
+                    "rebuilds": bool(through),
+                    "why": f"reads {', '.join(shared)} through {', '.join(through)}"
+                    if through
+                    else f"reads none of {', '.join(sorted(written))}",
+                }
+            )
+        if fmt == "json":
+            data = {"model": target, "tables": sorted(written), "charts": found}
+            self.stdout.write(json.dumps(data, indent=1))
+            return
+        self.stdout.write(f"a write to {target} ({', '.join(sorted(written))}):")
+        for verdict in (True, False):
+            chosen = [f for f in found if f["rebuilds"] is verdict]
+            self.stdout.write(f"{'rebuilds' if verdict else 'does not rebuild'} {len(chosen)}:")
+            for f in chosen:
+                self.stdout.write(f"  {f['task']}: {f['why']}")
 
     def rollups(self) -> None:
         found, _ = rollups.declared()
