@@ -440,7 +440,7 @@ def _capture(databases: Any) -> list[CheckMessage]:
     try:
         if not backend.log_exists():
             return []  # not migrated yet: `migrate` installs everything
-        status = backend.status(watched)
+        status = backend.status(watched, capture.watched_columns(cat))
     except DatabaseError:
         return []  # unreachable: the builds say so, naming the database
     messages: list[CheckMessage] = []

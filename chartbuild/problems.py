@@ -50,6 +50,8 @@ CHECKS: dict[str, str] = {
     "chartbuild.E021": "`CHARTBUILD_STORAGE_GRACE` is not a number of seconds, 0 or more",
     "chartbuild.E022": "`CHARTBUILD_MAX_LAG` is not a number of seconds above 0, a "
     "`timedelta`, a `(warn, error)` pair or `None`",
+    "chartbuild.E023": "`columns=` names a model the chart does not list in `models=`, or a "
+    "field its model does not have",
     "chartbuild.W001": 'with `CHARTBUILD_HOOK = "build"`, a model a chart reads is not '
     "tracked (create, update and delete) by `MQUEUE_AUTOREGISTER`",
     "chartbuild.W002": "the database gets no capture triggers: only writes made through "

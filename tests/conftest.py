@@ -58,3 +58,22 @@ def _no_session_outlives_the_tests(django_db_setup, django_db_blocker):
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                 " WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
+
+
+#: Generators whose charts read every column of the users' and the shop's tables.
+WHOLE_TABLES = ["generators.shop", "tests.generators.good"]
+
+
+@pytest.fixture
+def whole_tables(settings):
+    """Triggers for charts that read every column of auth_user (the demo's say which, so an
+    ``UPDATE`` of ``first_name`` would record nothing): for tests of any write."""
+    from chartbuild.capture import triggers as capture
+
+    sync = capture.sync  # some tests replace it
+    original = settings.CHARTBUILD_GENERATORS
+    settings.CHARTBUILD_GENERATORS = WHOLE_TABLES
+    sync()
+    yield
+    settings.CHARTBUILD_GENERATORS = original
+    sync()

@@ -15,9 +15,10 @@ from chartbuild.checks import check_capture
 from chartbuild.declare import catalog
 from chartbuild.models import Change
 from demo.shop.models import Product
+from tests.conftest import WHOLE_TABLES
 from tests.doit import database_url
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("whole_tables")]
 
 WATCHED = {
     "auth_user",
@@ -248,6 +249,7 @@ def test_manage_py_migrate_is_not_stopped_by_the_triggers_it_installs(reinstalle
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "tests.settings",
             "DATABASE_URL": database_url(),
+            "CHARTBUILD_TEST_GENERATORS": ",".join(WHOLE_TABLES),
         },
         capture_output=True,
         text=True,

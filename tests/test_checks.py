@@ -134,6 +134,13 @@ def test_e015_a_metrics_permission_of_no_model(settings):
     assert found.msg.startswith("CHARTBUILD_METRICS_PERMISSION: permission")
 
 
+def test_e023_columns_of_an_unknown_field_or_an_undeclared_model(settings):
+    found = messages(settings, "bad_columns")
+    assert [m.id for m in found] == ["chartbuild.E023", "chartbuild.E023"]
+    assert "number bad_columns.users: columns= auth.user has no field 'shoe_size'" in found[0].msg
+    assert "names shop.order, which is not in its models" in found[1].msg
+
+
 def test_e009_an_unknown_hook_mode(settings):
     settings.CHARTBUILD_HOOK = "later"
     found = only(check_configuration(), "chartbuild.E009")

@@ -244,7 +244,8 @@ def _warn_uncaptured(session: Session, models: list[str], using: str) -> None:
     _capture_checked.add(key)
     watched = tables.readers(models)
     try:
-        status = capture.for_database(using).status(watched)
+        columns = capture.watched_columns(session.catalog)
+        status = capture.for_database(using).status(watched, columns)
     except DatabaseError as exc:
         logger.warning("cannot check chartbuild's capture triggers: %s", exc)
         return

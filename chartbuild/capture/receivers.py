@@ -17,6 +17,9 @@ is logged once per model and cause. Database errors still propagate: the caller'
 transaction is in trouble and must know. The change itself reaches the charts through
 the capture triggers either way, and ``manage.py check`` says what to fix
 (``chartbuild.W003``).
+
+A ``save(update_fields=...)`` of columns no chart reads (see ``columns=`` of
+:func:`chartbuild.chart`) records no event: a sign-in writes ``last_login`` only.
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ def guarded(receiver: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(receiver)
     def guard(sender: Any, instance: Any, **kwargs: Any) -> None:
+        if not _concerns_a_chart(instance, kwargs.get("update_fields")):
+            return  # a sign-in's save(update_fields=["last_login"]) that no chart reads
         if not storable(instance):
             _log_once(instance, "its primary key is not an integer mqueue can store")
             return
@@ -63,6 +68,22 @@ def guarded(receiver: Callable[..., Any]) -> Callable[..., Any]:
 
     guard.chartbuild_guards = receiver  # type: ignore[attr-defined]
     return guard
+
+
+def _concerns_a_chart(instance: Any, update_fields: Any) -> bool:
+    """Whether a ``save(update_fields=...)`` writes a column some chart reads (a save of
+    every field, or a delete, always does)."""
+    if not update_fields:
+        return True
+    from chartbuild.capture import triggers
+
+    meta = instance._meta
+    columns = {meta.get_field(name).column for name in update_fields}
+    try:
+        return triggers.concerns(meta.db_table, columns)
+    except Exception:  # the generators cannot be read: an event too many is harmless
+        logger.debug("cannot tell which columns charts read", exc_info=True)
+        return True
 
 
 def _log_once(instance: Any, cause: str) -> None:

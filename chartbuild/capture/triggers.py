@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +65,11 @@ NOT_A_TABLE = "not a table"
 NO_SUCH_TABLE = "no such table"
 UNWATCHED = "unwatched"
 ORM = "captured by Django only"
+
+
+#: ``{table: the columns an UPDATE must set for a chart to care}``; a table absent, or
+#: None: every column (see :func:`watched_columns`).
+Columns = Mapping[str, frozenset[str] | None]
 
 
 @dataclass
@@ -101,11 +106,18 @@ class Capture:
     def __init__(self, connection: Any) -> None:
         self.connection = connection
 
-    def status(self, watched: Iterable[str]) -> dict[str, str]:
-        """State of every watched table, and of unwatched tables that still have triggers."""
+    def status(self, watched: Iterable[str], columns: Columns | None = None) -> dict[str, str]:
+        """State of every watched table, and of unwatched tables that still have triggers;
+        ``columns``: the columns whose update concerns a chart, by table (absent: all)."""
         return dict.fromkeys(watched, ORM)
 
-    def sync(self, watched: Iterable[str], *, remove_unwatched: bool = True) -> SyncReport:
+    def sync(
+        self,
+        watched: Iterable[str],
+        columns: Columns | None = None,
+        *,
+        remove_unwatched: bool = True,
+    ) -> SyncReport:
         """Install or update the capture of ``watched`` tables; remove it elsewhere."""
         return SyncReport()
 
@@ -158,7 +170,7 @@ class PostgresTriggers(Capture):
     before = f"chartbuild_before_{VERSION}"
     capture = f"chartbuild_capture_{VERSION}"
     #: chartbuild's trigger and function names, of any version.
-    TRIGGER = re.compile(r"^chartbuild_v\d+(?:_before|_truncate)?$")
+    TRIGGER = re.compile(r"^chartbuild_v\d+(?:_before|_truncate|_update)?$")
     FUNCTION = re.compile(r"^chartbuild_(?:before|capture)_v\d+$")
 
     def functions(self, schema: str) -> dict[str, str]:
@@ -201,18 +213,44 @@ class PostgresTriggers(Capture):
             ),
         }
 
-    def _triggers(self, relkind: str) -> dict[str, tuple[str, str, str]]:
-        """``{name: (timing and events, function, arguments)}`` a table of ``relkind`` gets."""
+    def _triggers(
+        self, relkind: str, columns: frozenset[str] | None = None
+    ) -> dict[str, tuple[str, str, str, str]]:
+        """``{name: (timing and events, function, arguments, columns)}`` a table of
+        ``relkind`` gets; with ``columns``, an ``UPDATE`` records only when it sets one of
+        them (``UPDATE OF``), and none when there are none."""
         if relkind == "p":  # rows are counted on the partitions: record every statement
             return {
-                f"chartbuild_{VERSION}": ("AFTER INSERT OR UPDATE OR DELETE", self.capture, "'1'"),
-                f"chartbuild_{VERSION}_truncate": ("AFTER TRUNCATE", self.capture, ""),
+                f"chartbuild_{VERSION}": (
+                    "AFTER INSERT OR UPDATE OR DELETE",
+                    self.capture,
+                    "'1'",
+                    "",
+                ),
+                f"chartbuild_{VERSION}_truncate": ("AFTER TRUNCATE", self.capture, "", ""),
             }
-        return {
-            f"chartbuild_{VERSION}_before": ("BEFORE INSERT OR UPDATE OR DELETE", self.before, ""),
-            f"chartbuild_{VERSION}": ("AFTER INSERT OR UPDATE OR DELETE", self.capture, ""),
-            f"chartbuild_{VERSION}_truncate": ("AFTER TRUNCATE", self.capture, ""),
+        before = ("BEFORE INSERT OR UPDATE OR DELETE", self.before, "", "")
+        truncate = ("AFTER TRUNCATE", self.capture, "", "")
+        if columns is None:
+            return {
+                f"chartbuild_{VERSION}_before": before,
+                f"chartbuild_{VERSION}": ("AFTER INSERT OR UPDATE OR DELETE", self.capture, "", ""),
+                f"chartbuild_{VERSION}_truncate": truncate,
+            }
+        found = {
+            f"chartbuild_{VERSION}_before": before,
+            f"chartbuild_{VERSION}": ("AFTER INSERT OR DELETE", self.capture, "", ""),
+            f"chartbuild_{VERSION}_truncate": truncate,
         }
+        if columns:
+            of = ", ".join(self.quote(c) for c in sorted(columns))
+            found[f"chartbuild_{VERSION}_update"] = (
+                f"AFTER UPDATE OF {of}",
+                self.capture,
+                "",
+                ",".join(sorted(columns)),
+            )
+        return found
 
     def _schema(self, cursor: Any) -> str | None:
         """The schema of the change log (the trigger functions go there too)."""
@@ -240,7 +278,10 @@ class PostgresTriggers(Capture):
         """``{table: {(trigger, enabled, current function or "")}}`` of chartbuild's triggers."""
         cursor.execute(
             "SELECT c.relname, t.tgname, t.tgenabled IN ('O', 'A'), p.proname, p.prosrc,"
-            " t.tgnargs FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
+            " t.tgnargs, coalesce((SELECT string_agg(a.attname, ',' ORDER BY a.attname)"
+            " FROM pg_attribute a WHERE a.attrelid = t.tgrelid"
+            " AND a.attnum = ANY (t.tgattr::int2[])), '')"
+            " FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
             " JOIN pg_proc p ON p.oid = t.tgfoid"
             " WHERE NOT t.tgisinternal AND t.tgname LIKE 'chartbuild%'"
             " AND pg_table_is_visible(c.oid)"
@@ -249,17 +290,23 @@ class PostgresTriggers(Capture):
         schema = self._schema(cursor) if rows else None
         bodies = self.functions(schema) if schema else {}
         found: dict[str, set[tuple[str, bool, str]]] = {}
-        for table, name, enabled, function, source, nargs in rows:
+        for table, name, enabled, function, source, nargs, columns in rows:
             current = function if bodies.get(function) == source else ""
-            found.setdefault(table, set()).add((name, bool(enabled), f"{current}/{nargs}"))
+            state = f"{current}/{nargs}/{columns}"
+            found.setdefault(table, set()).add((name, bool(enabled), state))
         return found
 
-    def _state(self, relkind: str, triggers: set[tuple[str, bool, str]]) -> str:
+    def _state(
+        self,
+        relkind: str,
+        triggers: set[tuple[str, bool, str]],
+        columns: frozenset[str] | None = None,
+    ) -> str:
         if not triggers:
             return MISSING
         expected = {
-            (name, True, f"{function}/{1 if args else 0}")
-            for name, (_, function, args) in self._triggers(relkind).items()
+            (name, True, f"{function}/{1 if args else 0}/{of}")
+            for name, (_, function, args, of) in self._triggers(relkind, columns).items()
         }
         return INSTALLED if triggers == expected else OUTDATED
 
@@ -269,22 +316,28 @@ class PostgresTriggers(Capture):
             return NO_SUCH_TABLE
         return None if kind in ("r", "p") else NOT_A_TABLE
 
-    def status(self, watched: Iterable[str]) -> dict[str, str]:
-        watched = set(watched)
+    def status(self, watched: Iterable[str], columns: Columns | None = None) -> dict[str, str]:
+        watched, columns = set(watched), columns or {}
         with self.connection.cursor() as cursor:
             installed = self._installed(cursor)
             kinds = self._kinds(cursor, watched)
         found = {
             table: self._table_state(kinds.get(table))
-            or self._state(kinds[table], installed.get(table, set()))
+            or self._state(kinds[table], installed.get(table, set()), columns.get(table))
             for table in watched
         }
         found.update({table: UNWATCHED for table in installed if table not in watched})
         return found
 
-    def sync(self, watched: Iterable[str], *, remove_unwatched: bool = True) -> SyncReport:
+    def sync(
+        self,
+        watched: Iterable[str],
+        columns: Columns | None = None,
+        *,
+        remove_unwatched: bool = True,
+    ) -> SyncReport:
         report = SyncReport()
-        watched = set(watched)
+        watched, columns = set(watched), columns or {}
         with transaction.atomic(using=self.connection.alias), self.connection.cursor() as cursor:
             schema = self._schema(cursor)
             if schema is None:
@@ -308,10 +361,11 @@ class PostgresTriggers(Capture):
                     report.skipped[table] = problem
                     continue
                 triggers = installed.get(table, set())
-                if self._state(kinds[table], triggers) == INSTALLED:
+                of = columns.get(table)
+                if self._state(kinds[table], triggers, of) == INSTALLED:
                     continue
                 self._drop(cursor, table, triggers)
-                for name, (when, function, args) in self._triggers(kinds[table]).items():
+                for name, (when, function, args, _) in self._triggers(kinds[table], of).items():
                     cursor.execute(
                         f"CREATE TRIGGER {self.quote(name)} {when} ON {self.quote(table)}"
                         f" FOR EACH STATEMENT EXECUTE FUNCTION"
@@ -360,26 +414,38 @@ class SqliteTriggers(Capture):
     def _name(self, table: str, operation: str) -> str:
         return f"chartbuild_{VERSION}_{table}_{operation}"
 
-    def definitions(self, table: str) -> dict[str, str]:
+    def definitions(self, table: str, columns: frozenset[str] | None = None) -> dict[str, str]:
         """``{trigger name: CREATE TRIGGER statement}`` for one table.
 
-        A row adds one to the newest record when that is its table's and its kind's (a
-        100,000-row ``UPDATE`` leaves one record of 100,000 rows), else starts a record."""
+        Two per kind of write: a row adds one to the newest record when that is its
+        table's and its kind's (a 100,000-row ``UPDATE`` leaves one record of 100,000
+        rows), else starts a record. Each tests the newest record in its ``WHEN``. SQLite
+        runs a table's triggers newest first: the counting one, made second, looks before
+        the starting one has added the row's record (a test holds it to that)."""
         log = self.quote(LOG_TABLE)
         name = literal(table)
         found = {}
         for operation in self.operations:
+            event = operation.upper()
+            if operation == "update" and columns is not None:
+                if not columns:
+                    continue  # no chart reads a column an UPDATE can set
+                event = "UPDATE OF " + ", ".join(self.quote(c) for c in sorted(columns))
             kind = literal(operation.upper())
-            newest = f"(SELECT MAX(id) FROM {log})"
-            found[self._name(table, operation)] = (
-                f"CREATE TRIGGER {self.quote(self._name(table, operation))}"
-                f" AFTER {operation.upper()} ON {self.quote(table)} BEGIN"
-                f" UPDATE {log} SET rows = rows + 1 WHERE id = {newest}"
-                f" AND table_name = {name} AND operation = {kind};"
-                f" INSERT INTO {log} (table_name, operation, rows, at)"
-                f" SELECT {name}, {kind}, 1, strftime('%Y-%m-%d %H:%M:%f', 'now')"
-                f" WHERE NOT EXISTS (SELECT 1 FROM {log} WHERE id = {newest}"
-                f" AND table_name = {name} AND operation = {kind}); END"
+            newest = f"(SELECT table_name || ' ' || operation FROM {log} ORDER BY id DESC LIMIT 1)"
+            same = literal(f"{table} {operation.upper()}")
+            counting = self._name(table, f"count_{operation}")
+            starting = self._name(table, operation)
+            found[starting] = (
+                f"CREATE TRIGGER {self.quote(starting)} AFTER {event}"
+                f" ON {self.quote(table)} WHEN {newest} IS NOT {same} BEGIN"
+                f" INSERT INTO {log} (table_name, operation, rows, at) VALUES ({name}, {kind}, 1,"
+                " strftime('%Y-%m-%d %H:%M:%f', 'now')); END"
+            )
+            found[counting] = (
+                f"CREATE TRIGGER {self.quote(counting)} AFTER {event}"
+                f" ON {self.quote(table)} WHEN {newest} IS {same} BEGIN"
+                f" UPDATE {log} SET rows = rows + 1 WHERE id = (SELECT MAX(id) FROM {log}); END"
             )
         return found
 
@@ -398,10 +464,12 @@ class SqliteTriggers(Capture):
         cursor.execute("SELECT name, type FROM sqlite_master WHERE type IN ('table', 'view')")
         return dict(cursor.fetchall())
 
-    def _state(self, table: str, triggers: dict[str, str]) -> str:
+    def _state(
+        self, table: str, triggers: dict[str, str], columns: frozenset[str] | None = None
+    ) -> str:
         if not triggers:
             return MISSING
-        return INSTALLED if triggers == self.definitions(table) else OUTDATED
+        return INSTALLED if triggers == self.definitions(table, columns) else OUTDATED
 
     @staticmethod
     def _table_state(kind: str | None) -> str | None:
@@ -409,22 +477,28 @@ class SqliteTriggers(Capture):
             return NO_SUCH_TABLE
         return None if kind == "table" else NOT_A_TABLE
 
-    def status(self, watched: Iterable[str]) -> dict[str, str]:
-        watched = set(watched)
+    def status(self, watched: Iterable[str], columns: Columns | None = None) -> dict[str, str]:
+        watched, columns = set(watched), columns or {}
         with self.connection.cursor() as cursor:
             installed = self._installed(cursor)
             kinds = self._kinds(cursor)
         found = {
             table: self._table_state(kinds.get(table))
-            or self._state(table, installed.get(table, {}))
+            or self._state(table, installed.get(table, {}), columns.get(table))
             for table in watched
         }
         found.update({table: UNWATCHED for table in installed if table not in watched})
         return found
 
-    def sync(self, watched: Iterable[str], *, remove_unwatched: bool = True) -> SyncReport:
+    def sync(
+        self,
+        watched: Iterable[str],
+        columns: Columns | None = None,
+        *,
+        remove_unwatched: bool = True,
+    ) -> SyncReport:
         report = SyncReport()
-        watched = set(watched)
+        watched, columns = set(watched), columns or {}
         with transaction.atomic(using=self.connection.alias), self.connection.cursor() as cursor:
             installed = self._installed(cursor)
             kinds = self._kinds(cursor)
@@ -436,11 +510,11 @@ class SqliteTriggers(Capture):
                     report.skipped[table] = problem
                     continue
                 triggers = installed.get(table, {})
-                if self._state(table, triggers) == INSTALLED:
+                if self._state(table, triggers, columns.get(table)) == INSTALLED:
                     continue
                 for name in triggers:
                     cursor.execute(f"DROP TRIGGER IF EXISTS {self.quote(name)}")
-                for sql in self.definitions(table).values():
+                for sql in self.definitions(table, columns.get(table)).values():
                     cursor.execute(sql)
                 (report.updated if triggers else report.added).append(table)
             if remove_unwatched:
@@ -468,7 +542,13 @@ class OrmCapture(Capture):
         if not any(isinstance(w, Recorder) for w in wrappers):
             wrappers.insert(0, Recorder(watched_tables_cached))  # outlives any `with` wrapper
 
-    def sync(self, watched: Iterable[str], *, remove_unwatched: bool = True) -> SyncReport:
+    def sync(
+        self,
+        watched: Iterable[str],
+        columns: Columns | None = None,
+        *,
+        remove_unwatched: bool = True,
+    ) -> SyncReport:
         """Triggers left from ``"auto"`` go: the ORM records those writes now."""
         leftover = triggers_of(self.connection)
         return SyncReport(removed=leftover.remove()) if leftover else SyncReport()
@@ -481,6 +561,8 @@ WRITE = re.compile(
     re.IGNORECASE | re.VERBOSE,
 )
 RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
+#: The columns an ``UPDATE ... SET "a" = ..., "b" = ...`` sets, as Django writes it.
+SET_COLUMNS = re.compile(r'(?:^|,)\s*[`"\[]?(\w+)[`"\]]?\s*=')
 
 
 class Recorder:
@@ -505,6 +587,9 @@ class Recorder:
         except Exception:
             logger.exception("chartbuild cannot tell which tables charts read")
             watched = False
+        if watched and sql.lstrip()[:6].upper() == "UPDATE":
+            written = SET_COLUMNS.findall(sql.split(" WHERE ", 1)[0].partition(" SET ")[2])
+            watched = not written or concerns(table, written)
         result = execute(sql, params, many, context)
         # rowcount says 0 for a statement with RETURNING until its rows are read
         rows = context["cursor"].rowcount
@@ -565,9 +650,60 @@ def watched_tables(cat: catalog.Catalog) -> dict[str, frozenset[str]]:
     return tables.readers(cat.models())
 
 
+def watched_columns(cat: catalog.Catalog) -> dict[str, frozenset[str] | None]:
+    """``{table: the columns an UPDATE must set to concern one of its charts}``, for the
+    watched tables whose every reader says which fields of it it reads (``columns=``);
+    None (every column) for the others."""
+    from chartbuild.declare.registry import resolve_model
+
+    bad = {(p.generator, p.name) for p in cat.problems}
+    found: dict[str, frozenset[str] | None] = {}
+
+    def note(table: str, columns: frozenset[str] | None) -> None:
+        known = found.get(table, frozenset())
+        found[table] = None if columns is None or known is None else known | columns
+
+    for generator in cat.generators:
+        for declaration in generator.declarations:
+            if {(generator.name, declaration.name), (generator.name, "")} & bad:
+                continue
+            declared = dict(declaration.columns)
+            for model, read in tables.of_models(declaration.models).items():
+                own, columns = None, None
+                if model in declared:
+                    meta = resolve_model(model)._meta
+                    local = {f.name: f.column for f in meta.local_concrete_fields}
+                    local |= {f.column: f.column for f in meta.local_concrete_fields}
+                    if all(name in local for name in declared[model]):
+                        own = meta.db_table
+                        columns = frozenset(local[name] for name in declared[model])
+                for table in read:
+                    note(table, columns if table == own else None)
+    return found
+
+
 def watched_tables_cached() -> frozenset[str]:
     """:func:`watched_tables`, read again only when a build has seen the generators change."""
     return frozenset(watched_tables(catalog.cached()))
+
+
+_columns_cache: dict[Any, dict[str, frozenset[str] | None]] = {}
+
+
+def watched_columns_cached() -> dict[str, frozenset[str] | None]:
+    """:func:`watched_columns` of the cached catalog, once per version of it."""
+    key = catalog.cache_key()
+    found = _columns_cache.get(key)
+    if found is None:
+        _columns_cache.clear()
+        found = _columns_cache[key] = watched_columns(catalog.cached())
+    return found
+
+
+def concerns(table: str, written: Iterable[str]) -> bool:
+    """Whether an ``UPDATE`` of the columns ``written`` of ``table`` concerns a chart."""
+    columns = watched_columns_cached().get(table)
+    return columns is None or not columns.isdisjoint(written)
 
 
 def problem(table: str, state: str, readers: Iterable[str]) -> str:
@@ -591,7 +727,7 @@ def sync(using: str | None = None, *, cat: catalog.Catalog | None = None) -> Syn
         return SyncReport(removed=capture.remove())
     cat = cat or catalog.load()
     broken = any(g.error for g in cat.generators)
-    return capture.sync(watched_tables(cat), remove_unwatched=not broken)
+    return capture.sync(watched_tables(cat), watched_columns(cat), remove_unwatched=not broken)
 
 
 def on_post_migrate(

@@ -466,4 +466,29 @@ def validate(generators: list[Generator]) -> list[Problem]:
                             d.name,
                         )
                     )
+            for model, fields in d.columns:
+                wrong = _wrong_columns(model, fields, d.models)
+                if wrong:
+                    problems.append(
+                        Problem(
+                            "chartbuild.E023",
+                            f"{where}: columns= {wrong}",
+                            "Name the fields it reads of models it lists in models=[...].",
+                            g,
+                            d.name,
+                        )
+                    )
     return problems
+
+
+def _wrong_columns(model: str, fields: Iterable[str], models: Iterable[str]) -> str:
+    """What is wrong with ``columns={model: fields}`` of a chart reading ``models``."""
+    if model not in models:
+        return f"names {model}, which is not in its models"
+    try:
+        meta = resolve_model(model)._meta
+    except LookupError:
+        return f"names unknown model {model!r}"
+    own = {f.name for f in meta.concrete_fields} | {f.column for f in meta.concrete_fields}
+    unknown = sorted(set(fields) - own)
+    return f"{model} has no field {', '.join(map(repr, unknown))}" if unknown else ""

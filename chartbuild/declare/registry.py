@@ -8,7 +8,7 @@ reloading it) never produces phantom entries.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Literal, TypeVar
@@ -49,6 +49,9 @@ class Declaration:
     higher_is_better: bool | None = True
     #: Its freshness limit ``(warn, error)`` in seconds; None: its generator's, or the default.
     max_lag: tuple[float, float] | None = None
+    #: The fields it reads of some of its models, ``((model, (field, ...)), ...)``: an
+    #: ``UPDATE`` of none of them does not rebuild it. A model not named here: all fields.
+    columns: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +66,7 @@ class Declaration:
             "rollups": list(self.rollups),
             "higher_is_better": self.higher_is_better,
             "max_lag": list(self.max_lag) if self.max_lag else None,
+            "columns": {model: list(fields) for model, fields in self.columns},
         }
 
     @classmethod
@@ -79,6 +83,9 @@ class Declaration:
             rollups=tuple(data.get("rollups", ())),
             higher_is_better=data.get("higher_is_better", True),
             max_lag=tuple(data["max_lag"]) if data.get("max_lag") else None,  # type: ignore[arg-type]
+            columns=tuple(
+                (model, tuple(fields)) for model, fields in (data.get("columns") or {}).items()
+            ),
         )
 
 
@@ -108,6 +115,7 @@ def _declare(
     permission: Permission | None = None,
     higher_is_better: bool | None = True,
     max_lag: Any = None,
+    columns: Mapping[Any, Iterable[str]] | None = None,
 ) -> F:
     models = list(models)
     chart_name = name or func.__name__
@@ -126,11 +134,27 @@ def _declare(
         rollups=tuple(m.name for m in models if isinstance(getattr(m, "base_label", None), str)),
         higher_is_better=higher_is_better,
         max_lag=conf.lag_limit(max_lag, where),
+        columns=_columns(columns),
     )
     setattr(func, ATTRIBUTE, declaration)
     if callable(permission):
         setattr(func, PERMISSION_ATTRIBUTE, permission)
     return func
+
+
+def _columns(
+    columns: Mapping[Any, Iterable[str]] | None,
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    if columns is None:
+        return ()
+    if not isinstance(columns, Mapping):
+        raise TypeError(f"columns must map models to the fields read, not {columns!r}")
+    found = []
+    for model, fields in columns.items():
+        if isinstance(fields, str):
+            raise TypeError(f"columns of {model!r} must be a list of field names, not {fields!r}")
+        found.append((model_label(model), tuple(sorted(set(fields)))))
+    return tuple(sorted(found))
 
 
 def stored_permission(permission: Permission | None) -> str:
@@ -153,6 +177,7 @@ def chart(
     title: str | None = None,
     permission: Permission | None = None,
     max_lag: Any = None,
+    columns: Mapping[Any, Iterable[str]] | None = None,
 ) -> Callable[[F], F]:
     """Declare a chart: the function returns an Altair chart or a Vega-Lite dict.
 
@@ -164,7 +189,10 @@ def chart(
     ``max_lag`` is how far behind its committed changes it may be (seconds, a
     ``timedelta`` or a ``(warn, error)`` pair; default: the generator's ``MAX_LAG``, else
     ``CHARTBUILD_MAX_LAG``): ``manage.py chartbuild freshness`` and the metrics check it,
-    and the site marks it stale when it is over.
+    and the site marks it stale when it is over. ``columns`` names, for some of its
+    models, the only fields it reads (``{User: ["date_joined"]}``; ``[]``: it only counts
+    rows): an ``update()`` or ``save(update_fields=...)`` of none of them does not rebuild
+    it (``migrate`` gives the tables' triggers the columns their charts read).
     """
 
     def decorate(func: F) -> F:
@@ -176,6 +204,7 @@ def chart(
             title=title,
             permission=permission,
             max_lag=max_lag,
+            columns=columns,
         )
 
     return decorate
@@ -190,12 +219,13 @@ def number(
     permission: Permission | None = None,
     higher_is_better: bool | None = True,
     max_lag: Any = None,
+    columns: Mapping[Any, Iterable[str]] | None = None,
 ) -> Callable[[F], F]:
     """Declare a key number: the function returns an int, float or Decimal, or a
     :class:`~chartbuild.declare.trend.Trend` (the value with its previous period's).
 
     ``higher_is_better`` colours a rise: good (True), bad (False, as for a count of
-    errors) or neither (None). ``permission`` and ``max_lag`` as for :func:`chart`.
+    errors) or neither (None). ``permission``, ``max_lag`` and ``columns`` as for :func:`chart`.
     """
 
     def decorate(func: F) -> F:
@@ -210,6 +240,7 @@ def number(
             permission=permission,
             higher_is_better=higher_is_better,
             max_lag=max_lag,
+            columns=columns,
         )
 
     return decorate

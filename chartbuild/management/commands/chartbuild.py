@@ -134,7 +134,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"database {conf.database()!r} ({backend.connection.vendor}), captured by {kind}"
         )
-        status = backend.status(watched)
+        status = backend.status(watched, capture.watched_columns(cat))
         if not status:
             self.stdout.write("no chart reads a table")
             return
