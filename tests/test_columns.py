@@ -85,3 +85,24 @@ def test_the_orm_capture_skips_updates_of_columns_no_chart_reads(served_build):
         User.objects.filter(username="user2").update(is_active=False)
     newest = Change.objects.order_by("-id").first()
     assert (newest.table_name, newest.operation) == ("auth_user", "UPDATE")
+
+
+SNEAKY = """
+
+@number(models=[User], label="Signed in", columns=JOINED)
+def sneaky_signed_in() -> int:
+    return User.objects.filter(last_login__isnull=False).count()
+"""
+
+
+def test_a_chart_that_reads_a_field_its_columns_leave_out_is_told(served_build):
+    users = served_build.gens / "users.py"
+    users.write_text(users.read_text() + SNEAKY)
+    result = served_build.run()
+    assert result.returncode == 0
+    assert (
+        "users.sneaky_signed_in reads last_login of auth.user but does not list it in "
+        "columns=: an update of last_login alone does not rebuild it" in result.stderr
+    )
+    served_build.env["CHARTBUILD_STRICT_READS"] = "1"
+    assert served_build.run("-a", "users.sneaky_signed_in").returncode != 0

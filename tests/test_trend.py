@@ -13,7 +13,7 @@ from chartbuild.build.actions import number_json
 from chartbuild.declare.registry import ATTRIBUTE
 from chartbuild.exceptions import ChartError
 from chartbuild.periods import Day, Month, Week
-from chartbuild.publish import pages
+from chartbuild.publish import outputs, pages
 
 
 def declared(higher_is_better: bool | None = True):
@@ -97,3 +97,22 @@ def test_the_bucket_under_way(settings):
     assert Week.current().weekday() == 0 and 0 <= (today - Week.current()).days < 7
     far_east = dt.timezone(dt.timedelta(hours=14))
     assert Day.current(far_east) == dt.datetime.now(far_east).date()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_demo_revenue_chart_marks_its_current_month_and_its_number_has_a_trend(build):
+    from zoneinfo import ZoneInfo
+
+    from django.conf import settings
+
+    spec = json.loads((build.out / "shop" / "revenue_per_month.vl.json").read_text())
+    (values,) = outputs.data_sets(spec)
+    current = Month.current(ZoneInfo(settings.TIME_ZONE)).isoformat()
+    assert [row["month"] for row in values if row["partial"]] == [current]
+    assert values[-1]["dashed"] is True  # the line to it is dashed
+    dashed = [layer for layer in spec["layer"] if layer["mark"].get("strokeDash")]
+    assert dashed and dashed[0]["transform"] == [{"filter": "datum.dashed"}]
+    number = json.loads((build.out / "shop" / "revenue_this_month.json").read_text())
+    assert number["period"] == "month" and number["partial"] is True
+    assert number["series"][-1]["period"] == current
+    assert number["value"] == number["series"][-1]["value"] == 28.5  # three orders of 9.50

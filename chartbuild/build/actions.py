@@ -368,9 +368,14 @@ def make(
         else:
             spec = chart_spec(where, value, validate=validate)  # a lazy queryset runs here
     read = tuple(recorder.models())
+    task = names.task_name(generator.name, declaration.name)
     undeclared = reads.undeclared(read, declaration.models)
-    if undeclared:
-        text = reads.message(names.task_name(generator.name, declaration.name), undeclared)
+    problems = [reads.message(task, undeclared)] if undeclared else []
+    problems += [
+        reads.columns_message(task, model, fields)
+        for model, fields in reads.undeclared_columns(recorder, declaration.columns).items()
+    ]
+    for text in problems:
         if conf.strict_reads():
             raise ChartError(f"{text} (CHARTBUILD_STRICT_READS is on)")
         logger.warning(text)

@@ -19,6 +19,7 @@ ones the last build recorded (``chartbuild.W004``).
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -29,6 +30,7 @@ from sqlparse import sql as parsed
 from sqlparse import tokens
 
 from chartbuild.declare import tables
+from chartbuild.declare.registry import resolve_model
 
 #: The app whose tables are chartbuild's bookkeeping, not what a chart shows.
 OWN_APP = "chartbuild"
@@ -111,6 +113,13 @@ class Queries:
             if name in known and not known[name].startswith(f"{OWN_APP}.")
         }
 
+    def columns(self, table: str) -> set[str]:
+        """The columns of ``table`` the statements name, qualified by the table's name (as
+        Django writes them: ``"auth_user"."last_login"``; a column reached through an
+        alias, ``U0."id"``, is not seen)."""
+        pattern = re.compile(rf'(?:"{re.escape(table)}"|\b{re.escape(table)})\."?(\w+)"?')
+        return {name for sql in self.statements for name in pattern.findall(sql)}
+
     def models(self) -> list[str]:
         """Labels of the models that own the tables read, sorted."""
         known = tables.owners()
@@ -142,4 +151,29 @@ def message(task: str, models: Iterable[str]) -> str:
     return (
         f"{task} reads {names} but does not declare it in models=[...]: it is not rebuilt "
         f"when {names} changes. Add it to the chart's models."
+    )
+
+
+def undeclared_columns(
+    recorder: Queries, declared: Iterable[tuple[str, Iterable[str]]]
+) -> dict[str, list[str]]:
+    """``{model: fields its queries read}`` of the fields a chart's ``columns=`` leaves out."""
+    found = {}
+    for model, fields in declared:
+        meta = resolve_model(model)._meta
+        by_column = {f.column: f.name for f in meta.local_concrete_fields}
+        allowed = {by_column.get(name, name) for name in fields} | set(fields)
+        names = {by_column[c] for c in recorder.columns(meta.db_table) if c in by_column}
+        missing = sorted(n for n in names if n not in allowed)
+        if missing:
+            found[model] = missing
+    return found
+
+
+def columns_message(task: str, model: str, fields: Iterable[str]) -> str:
+    """What a chart that read fields its ``columns=`` leaves out is told."""
+    names = ", ".join(fields)
+    return (
+        f"{task} reads {names} of {model} but does not list it in columns=: an update of "
+        f"{names} alone does not rebuild it. Add {names} to its columns."
     )
