@@ -162,7 +162,8 @@ def undeclared_columns(
     for model, fields in declared:
         meta = resolve_model(model)._meta
         by_column = {f.column: f.name for f in meta.local_concrete_fields}
-        allowed = {by_column.get(name, name) for name in fields} | set(fields)
+        # the primary key counts rows (COUNT("id")): inserts and deletes always rebuild
+        allowed = {by_column.get(name, name) for name in fields} | set(fields) | {meta.pk.name}
         names = {by_column[c] for c in recorder.columns(meta.db_table) if c in by_column}
         missing = sorted(n for n in names if n not in allowed)
         if missing:
