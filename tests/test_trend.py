@@ -81,11 +81,9 @@ def test_a_card_shows_direction_and_tone_by_what_is_better():
 
 
 def test_the_sparkline_spans_its_box():
-    points, last = pages.sparkline([10, None, 30, 20])
-    assert points == "0.0,22.0 66.67,2.0 100.0,12.0"
-    assert last == (100.0, 12.0)
-    assert pages.sparkline([5]) == ("", None)
-    assert pages.sparkline([3, 3])[0] == "0.0,22.0 100.0,22.0"  # flat: along the bottom
+    assert pages.sparkline([10, None, 30, 20]) == "0.0,22.0 66.67,2.0 100.0,12.0"
+    assert pages.sparkline([5]) == ""
+    assert pages.sparkline([3, 3]) == "0.0,22.0 100.0,22.0"  # flat: along the bottom
 
 
 def test_the_bucket_under_way(settings):

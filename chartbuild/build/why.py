@@ -20,7 +20,6 @@ show the last ones) and to ``<state>/explain/history/<task>.json``, the newest
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 from collections.abc import Mapping
@@ -191,7 +190,3 @@ def _sample(sample: dict[str, Any]) -> str:
     if sample.get("program"):
         parts.append(f"program {sample['program']!r}")
     return " ".join(parts)
-
-
-def now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

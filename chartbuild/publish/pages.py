@@ -252,7 +252,7 @@ def trend(data: dict[str, Any]) -> dict[str, Any] | None:
     ``direction`` up, down or flat; ``tone`` good, bad or neutral (``higher_is_better``);
     ``change`` the change in per cent, or in the number's own terms from a zero base
     (whose per cent is not a number); ``against`` what it is compared with; ``points``
-    the sparkline's polyline in a 100 x 24 box, ``last`` its last point.
+    the sparkline's polyline in a 100 x 24 box.
     """
     if "series" not in data or "previous" not in data:
         return None
@@ -268,7 +268,7 @@ def trend(data: dict[str, Any]) -> dict[str, Any] | None:
     else:
         change = ("+" if delta > 0 else "") + display(delta)
     period = data.get("period") or "period"
-    points, last = sparkline([p.get("value") for p in data.get("series") or []])
+    points = sparkline([p.get("value") for p in data.get("series") or []])
     return {
         "direction": direction,
         "arrow": {"up": "\u25b2", "down": "\u25bc", "flat": "\u25b6"}[direction],
@@ -277,19 +277,18 @@ def trend(data: dict[str, Any]) -> dict[str, Any] | None:
         "against": f"vs previous {period}",
         "partial": f"{period} so far" if data.get("partial") else "",
         "points": points,
-        "last": last,
     }
 
 
-def sparkline(values: list[Any]) -> tuple[str, tuple[float, float] | None]:
+def sparkline(values: list[Any]) -> str:
     """The polyline points of ``values`` in a 100 x 24 box (None values skipped)."""
     known = [(i, float(v)) for i, v in enumerate(values) if isinstance(v, int | float)]
     if len(known) < 2:
-        return "", None
+        return ""
     low, high = min(v for _, v in known), max(v for _, v in known)
     span, steps = (high - low) or 1.0, max(1, len(values) - 1)
     coords = [(round(i * 100 / steps, 2), round(22 - (v - low) * 20 / span, 2)) for i, v in known]
-    return " ".join(f"{x},{y}" for x, y in coords), coords[-1]
+    return " ".join(f"{x},{y}" for x, y in coords)
 
 
 def display(value: Any) -> str:
