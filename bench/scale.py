@@ -393,8 +393,12 @@ def _noop(_: int) -> None:
 
 def functions_alone() -> float:
     """Seconds the site's own chart and number functions take, in this process, with
-    Altair's conversion to a Vega-Lite spec: the work a build cannot hand to vl-convert."""
+    Altair's conversion to a Vega-Lite spec: the work a build cannot hand to vl-convert
+    (with Altair's table of schema classes kept, as a build keeps it)."""
+    from chartbuild.build import schemas
     from chartbuild.declare import catalog
+
+    schemas.install()
 
     functions = [
         catalog.function(generator, declaration.name)

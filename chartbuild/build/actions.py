@@ -39,7 +39,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from doit.runner import MThreadRunner
 
 from chartbuild import conf, names
-from chartbuild.build import handover, hashes, interrupts, plan, reads, render, why
+from chartbuild.build import handover, hashes, interrupts, plan, reads, render, schemas, why
 from chartbuild.build.session import Session
 from chartbuild.declare import catalog, tables
 from chartbuild.declare.registry import Declaration
@@ -361,6 +361,8 @@ def make(
 ) -> tuple[dict[Path, str | bytes], tuple[str, ...]]:
     """The outputs of one chart or number, and the models its queries read."""
     where = f"{declaration.kind} {generator.name}.{declaration.name}"
+    if declaration.kind == "chart":
+        schemas.install()  # Altair's channels, four times faster
     with reads.recording() as recorder:
         value = call(where, catalog.function(generator, declaration.name))
         if declaration.kind == "number":
