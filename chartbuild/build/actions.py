@@ -244,8 +244,7 @@ def _warn_uncaptured(session: Session, models: list[str], using: str) -> None:
     _capture_checked.add(key)
     watched = tables.readers(models)
     try:
-        columns = capture.watched_columns(session.catalog)
-        status = capture.for_database(using).status(watched, columns)
+        status = capture.for_database(using).status(watched, session.watched_columns())
     except DatabaseError as exc:
         logger.warning("cannot check chartbuild's capture triggers: %s", exc)
         return

@@ -53,7 +53,7 @@ from chartbuild.files import write_if_changed
 logger = logging.getLogger(__name__)
 
 #: The record's format: a record of another format does not hold.
-VERSION = 1
+VERSION = 2
 
 #: A file's or folder's version: inode, size, mtime and ctime (None: it does not exist).
 Signature = list[int] | None
@@ -77,6 +77,9 @@ class Record:
     #: The models the charts read (the export's), so that a build with nothing to do
     #: needs not read the catalog.
     models: list[str]
+    #: The columns an ``UPDATE`` of each watched table must set to concern a chart (None:
+    #: any), which the export checks the capture triggers against, for the same reason.
+    columns: dict[str, list[str] | None] = field(default_factory=dict)
     #: Charts and numbers that failed: the next plain build runs them again.
     failed: list[str] = field(default_factory=list)
     #: How many charts and numbers the graph has.

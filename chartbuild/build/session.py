@@ -150,6 +150,18 @@ class Session:
             return list(self.record.models)
         return self.catalog.models()
 
+    def watched_columns(self) -> dict[str, frozenset[str] | None]:
+        """``{table: the columns an UPDATE must set to concern a chart}`` (None: any), of
+        the plan's record when it holds (:func:`chartbuild.capture.triggers.watched_columns`)."""
+        from chartbuild.capture import triggers  # its models need Django set up
+
+        if self.planned and self.record is not None:
+            return {
+                table: None if columns is None else frozenset(columns)
+                for table, columns in self.record.columns.items()
+            }
+        return triggers.watched_columns(self.catalog)
+
     def file_deps_of(self, task: str) -> list[str] | None:
         """The ``file_dep`` of chart or number ``task`` (None if the graph has no such task
         that can build: see :meth:`deps_of`)."""
@@ -304,6 +316,10 @@ class Session:
             sources=self.sources,
             outputs={p: plan.signature(p) for p in plan.outputs(self.output_dir, dep_file)},
             models=self.models(),
+            columns={
+                table: None if columns is None else sorted(columns)
+                for table, columns in sorted(self.watched_columns().items())
+            },
             failed=sorted(self.failures),
             charts=self.record.charts if self.record is not None else len(self.file_deps),
         )

@@ -36,6 +36,7 @@ functions.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -663,22 +664,33 @@ def watched_columns(cat: catalog.Catalog) -> dict[str, frozenset[str] | None]:
         known = found.get(table, frozenset())
         found[table] = None if columns is None or known is None else known | columns
 
+    @functools.cache
+    def read(models: tuple[str, ...]) -> dict[str, frozenset[str]]:
+        return tables.of_models(models)
+
+    @functools.cache
+    def own(model: str, names: tuple[str, ...]) -> tuple[str | None, frozenset[str] | None]:
+        """The table of ``model`` and the columns of its fields ``names`` (None, None if
+        one is not a field of its own)."""
+        meta = resolve_model(model)._meta
+        local = {f.name: f.column for f in meta.local_concrete_fields}
+        local |= {f.column: f.column for f in meta.local_concrete_fields}
+        if not all(name in local for name in names):
+            return None, None
+        return meta.db_table, frozenset(local[name] for name in names)
+
+    # Thousands of charts read a few models: each set of models is resolved once.
     for generator in cat.generators:
         for declaration in generator.declarations:
             if {(generator.name, declaration.name), (generator.name, "")} & bad:
                 continue
             declared = dict(declaration.columns)
-            for model, read in tables.of_models(declaration.models).items():
-                own, columns = None, None
-                if model in declared:
-                    meta = resolve_model(model)._meta
-                    local = {f.name: f.column for f in meta.local_concrete_fields}
-                    local |= {f.column: f.column for f in meta.local_concrete_fields}
-                    if all(name in local for name in declared[model]):
-                        own = meta.db_table
-                        columns = frozenset(local[name] for name in declared[model])
-                for table in read:
-                    note(table, columns if table == own else None)
+            for model, reads in read(tuple(declaration.models)).items():
+                table, columns = (
+                    own(model, tuple(declared[model])) if model in declared else (None, None)
+                )
+                for name in reads:
+                    note(name, columns if name == table else None)
     return found
 
 
