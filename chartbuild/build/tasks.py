@@ -48,7 +48,7 @@ def doit_config(*, interruptible: bool = True) -> dict[str, Any]:
     as :class:`chartbuild.build.doitdb.DoitDB`: an unreadable file means a full rebuild, not a
     traceback. With ``interruptible`` (for a process that is a builder, not a web
     server's) Ctrl-C and SIGTERM stop the build at once (:mod:`chartbuild.build.interrupts`).
-    doit starts the tasks the export releases the slowest first
+    doit starts the tasks the export releases by cost, the slowest first
     (:mod:`chartbuild.build.order`).
     """
     state = conf.state_dir()
@@ -175,7 +175,7 @@ def _charts(build: session.Session) -> Iterator[Task]:
                 "file_dep": build.deps_of(generator, declaration),
                 "targets": [out + p for p in outputs.paths(generator.name, declaration)],
                 "clean": True,
-                # the costliest tasks start first (chartbuild.build.order)
+                # the costliest starts first, then the cheapest (chartbuild.build.order)
                 "meta": {"cost": functools.partial(_last_seconds, build, generator, declaration)},
                 **UNCAPTURED,
             }
