@@ -63,6 +63,25 @@ def test_sigterm_ends_the_process_by_the_deadline_whatever_holds_it_up():
             process.kill()
 
 
+LEAVES = textwrap.dedent(
+    """
+    import atexit
+    from chartbuild.build import interrupts
+
+    atexit.register(print, "exit functions")
+    interrupts.on_leave(lambda: print("asked first"))
+    interrupts.leave(3)
+    print("not reached")
+    """
+)
+
+
+def test_a_stopped_process_leaves_by_what_was_asked_then_its_exit_functions():
+    done = subprocess.run([sys.executable, "-c", LEAVES], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 3
+    assert done.stdout.splitlines() == ["asked first", "exit functions"]
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("parallel", ["1", "2"])
 def test_a_one_off_build_stopped_mid_chart_says_so_once_and_names_the_chart(tmp_path, parallel):

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from chartbuild.build import render, runner
+from chartbuild.build import interrupts, render, runner
 
 SPEC = {
     "mark": "bar",
@@ -59,6 +59,26 @@ def test_shutdown_ends_the_workers_and_a_render_starts_them_again(workers):
     # started again when needed
     svg, _ = in_thread(render.images, SPEC)
     assert svg.startswith("<svg")
+
+
+def test_a_stopped_process_ends_its_workers_at_once_even_while_they_practise(
+    workers, monkeypatch
+):
+    """On its way out, a stopped doit auto (or build) waited for its workers to end, and
+    they end only once they have drawn what they draw: at the start, a second of
+    practice, so SIGTERM ended the builder at its deadline, not by its own way out."""
+    render.start_workers(practise=True)
+    pids = list(render._workers()._processes)
+    assert pids
+    stop = threading.Event()
+    stop.set()
+    monkeypatch.setattr(interrupts, "_requested", stop)  # as after SIGTERM
+    render.shutdown()
+    for _ in range(30):
+        if not any(alive(pid) for pid in pids):
+            break
+        threading.Event().wait(0.01)
+    assert not any(alive(pid) for pid in pids)
 
 
 def test_a_long_lived_builders_workers_practise_and_a_one_off_builds_do_not(workers, monkeypatch):

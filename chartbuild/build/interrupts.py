@@ -26,7 +26,8 @@ import socket
 import sys
 import threading
 import weakref
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 _requested = threading.Event()
 #: The signal that asked this process to stop (``SIGINT``: Ctrl-C).
@@ -41,7 +42,7 @@ _sockets: tuple[socket.socket, socket.socket] | None = None
 DEADLINE = 0.7
 
 
-def _exit(code: int) -> None:
+def _exit(code: int) -> NoReturn:
     with contextlib.suppress(Exception):
         sys.stdout.flush()
         sys.stderr.flush()
@@ -77,8 +78,31 @@ def _said_once(kind: type[BaseException], value: BaseException, tb: Any) -> None
         f"chartbuild: stopped by {stopped_by()}; what was being built keeps its previous"
         " outputs, and the next build makes it\n"
     )
-    atexit._run_exitfuncs()  # the build lock, the render workers, logging
-    _exit(128 + _received)
+    leave(128 + _received)
+
+
+#: What a stopped process does first as it leaves (:func:`on_leave`), newest first.
+_leaving: list[Callable[[], None]] = []
+
+
+def on_leave(callback: Callable[[], None]) -> None:
+    """Have a stopped process call ``callback`` as it leaves, before its exit functions:
+    the render workers are ended there, which ``multiprocessing``'s exit function would
+    otherwise wait for."""
+    if callback not in _leaving:
+        _leaving.append(callback)
+
+
+def leave(code: int) -> NoReturn:
+    """End this process now that it has stopped: what :func:`on_leave` asked, then its
+    exit functions (the build lock, logging), and not Python's long way out, which would
+    wait for the render workers to finish what they draw and collect every object of a
+    long-lived builder."""
+    for callback in reversed(_leaving):
+        with contextlib.suppress(Exception):
+            callback()
+    atexit._run_exitfuncs()
+    _exit(code)
 
 
 _previous_hook = sys.excepthook

@@ -24,6 +24,8 @@ import threading
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+from chartbuild.build import interrupts
+
 _pool: ProcessPoolExecutor | None = None
 _guard = threading.Lock()
 #: Set once every worker has started its engine.
@@ -80,6 +82,7 @@ def _workers() -> ProcessPoolExecutor:
 
             threading.Thread(target=when_warm, name="chartbuild-render-start", daemon=True).start()
             atexit.register(shutdown)
+            interrupts.on_leave(shutdown)
         return _pool
 
 
@@ -161,10 +164,18 @@ def start_workers(*, practise: bool = False) -> None:
 
 
 def shutdown() -> None:
-    """Stop the worker processes (they are started again when needed)."""
+    """Stop the worker processes (they are started again when needed). When the process
+    was asked to stop (Ctrl-C, SIGTERM), end them now rather than let it wait on its way
+    out for the charts they are drawing (or the practice of a builder that just started)."""
     global _pool
     with _guard:
         pool, _pool = _pool, None
         _ready.clear()
-    if pool is not None:
-        pool.shutdown(wait=False, cancel_futures=True)
+    if pool is None:
+        return
+    workers = list((getattr(pool, "_processes", None) or {}).values())  # shutdown drops them
+    pool.shutdown(wait=False, cancel_futures=True)
+    if interrupts.requested():
+        for process in workers:
+            with contextlib.suppress(Exception):
+                process.kill()

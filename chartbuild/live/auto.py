@@ -117,6 +117,7 @@ class Auto(DoitCmdBase):  # type: ignore[misc]
             return watcher.run()
 
         interrupts.install()  # Ctrl-C and SIGTERM stop it at once, even inside a query
+        stopped = False
         # Renders go where the builds will run them (dodo.py's DOIT_CONFIG says): to the
         # worker processes of a parallel build, started now so that a rebuild renders at
         # once, or into this process's main thread.
@@ -133,11 +134,15 @@ class Auto(DoitCmdBase):  # type: ignore[misc]
                 if leadership is None:
                     return code
         except KeyboardInterrupt:
-            self.outstream.write("stopped\n")
-            return 0
+            stopped = True
         finally:
             if leadership is not None:
                 leadership.release()
+        if stopped:
+            self.outstream.write("stopped\n")
+            self.outstream.flush()
+            interrupts.leave(0)  # at once: not after the render workers' drawing
+        return 0
 
 
 def database_files(using: str) -> list[Path]:
