@@ -61,9 +61,7 @@ def test_shutdown_ends_the_workers_and_a_render_starts_them_again(workers):
     assert svg.startswith("<svg")
 
 
-def test_a_stopped_process_ends_its_workers_at_once_even_while_they_practise(
-    workers, monkeypatch
-):
+def test_a_stopped_process_ends_its_workers_at_once_even_while_they_practise(workers, monkeypatch):
     """On its way out, a stopped doit auto (or build) waited for its workers to end, and
     they end only once they have drawn what they draw: at the start, a second of
     practice, so SIGTERM ended the builder at its deadline, not by its own way out."""
