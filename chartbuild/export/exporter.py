@@ -572,9 +572,13 @@ class Consumers:
             or (own.events, own.capture) != tuple(values.values())
             or (now - own.seen > CONSUMER_REFRESH)
         ):
-            rows[self.name] = Consumer.objects.using(self.using).update_or_create(
-                name=self.name, defaults={**values, "seen": now}
-            )[0]
+            # One statement: this exporter alone writes its row (under the build lock)
+            mine = Consumer.objects.using(self.using).filter(name=self.name)
+            if not mine.update(**values, seen=now):
+                Consumer.objects.using(self.using).get_or_create(
+                    name=self.name, defaults={**values, "seen": now}
+                )
+            rows[self.name] = Consumer(name=self.name, **values, seen=now)
         gone = [name for name, row in rows.items() if now - row.seen > CONSUMER_TTL]
         if gone:
             logger.info(
