@@ -16,7 +16,7 @@ def test_what_a_task_releases_starts_in_the_order_doit_added_it():
 
 
 def node(name, cost=None):
-    meta = None if cost is None else {"cost": cost}
+    meta = None if cost is None else {order.COST: cost}
     return ExecNode(Task(name, None, meta=meta), None)
 
 
@@ -51,8 +51,9 @@ def test_installing_twice_wraps_once():
 
 def test_the_selected_tasks_start_by_cost_around_those_without_a_cost():
     costs = {"users.total": 0.01, "shop.revenue": 0.2, "shop.new": None, "shop.count": 0.01}
-    tasks = {name: Task(name, None, meta={"cost": lambda s=s: s}) for name, s in costs.items()}
+    tasks = {name: Task(name, None, meta={order.COST: lambda s=s: s}) for name, s in costs.items()}
     tasks.update({name: Task(name, None) for name in ("export", "gen:shop", "manifest")})
+    tasks["export"].meta = {"cost": 5}  # a project's own meta: not chartbuild's
     selected = ["export", "users.total", "shop.count", "shop.revenue", "shop.new"]
     selected += ["gen:shop", "manifest"]
     assert order.by_cost(selected, tasks) == [

@@ -6,7 +6,7 @@ in that set's order when that one is done: the charts and numbers started in an 
 that changed from one run to the next, or in the order they were declared, so the
 slowest chart could start last, on a thread that had drawn others first, and the build
 ended when it did. :func:`install` makes both start by cost: a task's cost is what
-``meta["cost"]()`` returns (chartbuild's tasks give the seconds their last build took; a
+``meta["chartbuild.cost"]()`` returns (chartbuild's tasks give the seconds their last build took; a
 never-built one costs more than any other). The costliest task starts first, then the
 others from the cheapest up. Tasks of equal cost start in the order the graph declares
 them; a task that states no cost (the export, the pages, the manifest) keeps its place
@@ -28,14 +28,17 @@ from typing import Any
 
 from doit import control
 
+#: The key of a task's ``meta`` that gives its cost (a function, called without arguments).
+COST = "chartbuild.cost"
+
 #: The cost of a task that was never built: more than that of any task that was.
 UNKNOWN = float("inf")
 
 
 def cost(task: Any) -> float | None:
-    """The cost of doit task ``task`` (None if it states none)."""
-    estimate = (task.meta or {}).get("cost")
-    if estimate is None:
+    """The cost of doit task ``task`` (None if it states none: a project's own tasks)."""
+    estimate = (task.meta or {}).get(COST)
+    if not callable(estimate):
         return None
     found = estimate()
     return UNKNOWN if found is None else float(found)

@@ -176,7 +176,9 @@ def _charts(build: session.Session) -> Iterator[Task]:
                 "targets": [out + p for p in outputs.paths(generator.name, declaration)],
                 "clean": True,
                 # the costliest starts first, then the cheapest (chartbuild.build.order)
-                "meta": {"cost": functools.partial(_last_seconds, build, generator, declaration)},
+                "meta": {
+                    order.COST: functools.partial(_last_seconds, build, generator, declaration)
+                },
                 **UNCAPTURED,
             }
 
