@@ -19,6 +19,7 @@ Builds run in parallel by default: tasks in threads (``CHARTBUILD_PARALLEL``, or
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Iterator
 from importlib.metadata import version
@@ -48,7 +49,7 @@ def doit_config(*, interruptible: bool = True) -> dict[str, Any]:
     as :class:`chartbuild.build.doitdb.DoitDB`: an unreadable file means a full rebuild, not a
     traceback. With ``interruptible`` (for a process that is a builder, not a web
     server's) Ctrl-C and SIGTERM stop the build at once (:mod:`chartbuild.build.interrupts`).
-    doit starts the tasks the export releases by cost, the slowest first
+    doit starts the numbers the export releases first, then the slowest charts
     (:mod:`chartbuild.build.order`).
     """
     state = conf.state_dir()
@@ -175,20 +176,25 @@ def _charts(build: session.Session) -> Iterator[Task]:
                 "file_dep": build.deps_of(generator, declaration),
                 "targets": [out + p for p in outputs.paths(generator.name, declaration)],
                 "clean": True,
-                # the costliest starts first, then the cheapest (chartbuild.build.order)
+                # numbers first, then the slowest charts (chartbuild.build.order)
                 "meta": {
-                    order.COST: functools.partial(_last_seconds, build, generator, declaration)
+                    order.PRIORITY: functools.partial(_priority, build, generator, declaration)
                 },
                 **UNCAPTURED,
             }
 
 
-def _last_seconds(
+def _priority(
     build: session.Session, generator: catalog.Generator, declaration: Declaration
-) -> float | None:
-    """The seconds the last good build of a chart or number took (None: never built)."""
+) -> tuple[int, float]:
+    """Numbers first, then charts by the seconds their last good build took, in powers of
+    two (one never built first of all): see :mod:`chartbuild.build.order`."""
+    if declaration.kind == "number":
+        return (1, 0.0)
     record = outputs.read_record(generator.name, declaration.name, build.state_dir)
-    return record.seconds if record.built_at else None
+    if not record.built_at:
+        return (0, math.inf)
+    return (0, math.floor(math.log2(max(record.seconds, 1e-6))))
 
 
 def task_gen() -> Iterator[Task] | None:
