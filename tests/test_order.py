@@ -1,17 +1,19 @@
 """The order in which doit starts tasks (chartbuild.build.order)."""
 
+import math
+
 from doit.control import ExecNode
 from doit.task import Task
 
 from chartbuild.build import order
 
 
-def node(name, priority=None):
-    meta = None if priority is None else {order.PRIORITY: priority}
+def node(name, cost=None):
+    meta = None if cost is None else {order.COST: cost}
     return ExecNode(Task(name, None, meta=meta), None)
 
 
-def test_what_a_task_releases_starts_in_the_order_doit_added_it_without_priorities():
+def test_what_a_task_releases_starts_in_the_order_doit_added_it_without_costs():
     order.install()
     export = node("export")
     waiting = [node(f"shop.chart_{i:02d}") for i in range(20)]
@@ -20,19 +22,25 @@ def test_what_a_task_releases_starts_in_the_order_doit_added_it_without_prioriti
     assert list(export.waiting_me) == list(reversed(waiting))
 
 
-def test_what_a_task_releases_starts_by_priority_the_highest_first():
+def test_what_a_task_releases_starts_the_costliest_then_the_quick_then_the_rest():
     order.install()
     export = node("export")
-    priorities = {"a": (0, 0.01), "b": (0, 0.3), "n": (1, 0.0), "c": (0, float("inf"))}
-    priorities |= {"d": (0, 0.3), "m": (1, 0.0)}
-    for name, value in priorities.items():
+    costs = {"a": -5.0, "b": -3.0, "n": order.QUICK, "c": -3.0, "d": -2.0, "m": order.QUICK}
+    for name, value in costs.items():
         export.waiting_me.add(node(name, lambda value=value: value))
     export.waiting_me.add(node("g"))  # states none: keeps its place
-    # numbers (1, ...) as added, the never-built chart, then the slowest (b, d as added)
-    assert [n.task.name for n in export.waiting_me] == ["n", "m", "c", "b", "d", "a", "g"]
+    assert [n.task.name for n in export.waiting_me] == ["d", "n", "m", "b", "c", "a", "g"]
 
 
-def test_a_task_released_alone_is_not_asked_its_priority():
+def test_a_never_built_task_starts_first():
+    order.install()
+    export = node("export")
+    for name, value in {"a": -3.0, "new": math.inf, "n": order.QUICK}.items():
+        export.waiting_me.add(node(name, lambda value=value: value))
+    assert [n.task.name for n in export.waiting_me] == ["new", "n", "a"]
+
+
+def test_a_task_released_alone_is_not_asked_its_cost():
     order.install()
     gen = node("gen:shop")
 
@@ -43,22 +51,19 @@ def test_a_task_released_alone_is_not_asked_its_priority():
     assert [n.task.name for n in gen.waiting_me] == ["manifest"]
 
 
-def test_the_selected_tasks_start_by_priority_around_those_without_one():
-    priorities = {"users.total": (1, 0.0), "shop.revenue": (0, 0.2), "shop.new": (0, 9e9)}
-    priorities |= {"shop.orders": (0, 0.05)}
-    tasks = {
-        name: Task(name, None, meta={order.PRIORITY: lambda p=p: p})
-        for name, p in priorities.items()
-    }
+def test_the_selected_tasks_start_by_cost_around_those_without_one():
+    costs = {"users.total": order.QUICK, "shop.revenue": -3.0, "shop.orders": -5.0}
+    costs |= {"shop.status": -3.0}
+    tasks = {name: Task(name, None, meta={order.COST: lambda c=c: c}) for name, c in costs.items()}
     tasks.update({name: Task(name, None) for name in ("export", "gen:shop", "manifest")})
-    tasks["export"].meta = {"priority": 5}  # a project's own meta: not chartbuild's
-    selected = ["export", "shop.orders", "shop.revenue", "users.total", "shop.new"]
+    tasks["export"].meta = {"cost": 5}  # a project's own meta: not chartbuild's
+    selected = ["export", "shop.orders", "shop.revenue", "users.total", "shop.status"]
     selected += ["gen:shop", "manifest"]
-    assert order.by_priority(selected, tasks) == [
+    assert order.by_cost(selected, tasks) == [
         "export",
-        "users.total",
-        "shop.new",
         "shop.revenue",
+        "users.total",
+        "shop.status",
         "shop.orders",
         "gen:shop",
         "manifest",

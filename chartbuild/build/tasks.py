@@ -49,8 +49,8 @@ def doit_config(*, interruptible: bool = True) -> dict[str, Any]:
     as :class:`chartbuild.build.doitdb.DoitDB`: an unreadable file means a full rebuild, not a
     traceback. With ``interruptible`` (for a process that is a builder, not a web
     server's) Ctrl-C and SIGTERM stop the build at once (:mod:`chartbuild.build.interrupts`).
-    doit starts the numbers the export releases first, then the slowest charts
-    (:mod:`chartbuild.build.order`).
+    doit starts the slowest chart the export releases first, then the numbers, then the
+    other charts (:mod:`chartbuild.build.order`).
     """
     state = conf.state_dir()
     state.mkdir(parents=True, exist_ok=True)
@@ -176,25 +176,21 @@ def _charts(build: session.Session) -> Iterator[Task]:
                 "file_dep": build.deps_of(generator, declaration),
                 "targets": [out + p for p in outputs.paths(generator.name, declaration)],
                 "clean": True,
-                # numbers first, then the slowest charts (chartbuild.build.order)
-                "meta": {
-                    order.PRIORITY: functools.partial(_priority, build, generator, declaration)
-                },
+                # the slowest chart first, then the numbers (chartbuild.build.order)
+                "meta": {order.COST: functools.partial(_cost, build, generator, declaration)},
                 **UNCAPTURED,
             }
 
 
-def _priority(
-    build: session.Session, generator: catalog.Generator, declaration: Declaration
-) -> tuple[int, float]:
-    """Numbers first, then charts by the seconds their last good build took, in powers of
-    two (one never built first of all): see :mod:`chartbuild.build.order`."""
+def _cost(build: session.Session, generator: catalog.Generator, declaration: Declaration) -> float:
+    """A number is quick; a chart costs the seconds its last good build took, in powers of
+    two (one never built, most): see :mod:`chartbuild.build.order`."""
     if declaration.kind == "number":
-        return (1, 0.0)
+        return order.QUICK
     record = outputs.read_record(generator.name, declaration.name, build.state_dir)
     if not record.built_at:
-        return (0, math.inf)
-    return (0, math.floor(math.log2(max(record.seconds, 1e-6))))
+        return math.inf
+    return float(math.floor(math.log2(max(record.seconds, 1e-6))))
 
 
 def task_gen() -> Iterator[Task] | None:
