@@ -320,7 +320,7 @@ def build_item(session: Session, generator_name: str, name: str) -> None:
         outputs.write_record(generator_name, name, record)
     except OSError as exc:
         raise outputs.output_error(exc) from exc
-    session.note_made(generator_name, name)
+    session.note_made(generator_name, name, record.seconds)
     why.record(session.state_dir, task, record.built_at, "built", reasons)
 
 
@@ -585,6 +585,7 @@ def finish(session: Session) -> None:
         connections.close_all()
         return
     _write_what_was_held_back(session)
+    session.save_costs()
     if session.adopted is not None and not session.state_saved:
         # doit has saved the charts taken over as built: this state directory holds the
         # saved state now (a publication of this build's saved a newer one already)

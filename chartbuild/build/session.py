@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import json
 import logging
 import os
 import threading
@@ -38,6 +39,7 @@ from chartbuild.declare.registry import Declaration
 from chartbuild.exceptions import ChartbuildError
 from chartbuild.export import changes as export_changes
 from chartbuild.export.exporter import stamp_path
+from chartbuild.files import write_if_changed
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +120,9 @@ class Session:
         #: The ``file_dep`` of each chart and number task, as the graph declared them.
         self.file_deps: dict[str, list[str]] = {}
         self._stamps: dict[str, str] = {}
+        #: What each chart and number built took, and what the last builds' took.
+        self._took: dict[str, float] = {}
+        self._costs: dict[str, Any] | None = None
         self._changes: dict[str, list[dict[str, Any]]] | None = None
 
     # -- the build in progress ------------------------------------------------------------
@@ -272,9 +277,38 @@ class Session:
             self.built.add(generator)
         return first
 
-    def note_made(self, generator: str, name: str) -> None:
+    def note_made(self, generator: str, name: str, seconds: float = 0.0) -> None:
         with self._guard:
             self.made.setdefault(generator, set()).add(name)
+            self._took[names.task_name(generator, name)] = seconds
+
+    def took(self, task: str) -> float | None:
+        """The seconds chart or number ``task`` took when last built (None: not known),
+        from ``costs.json``, read once per build: the order its tasks start in
+        (:mod:`chartbuild.build.order`) asks for every one."""
+        with self._guard:
+            if self._costs is None:
+                try:
+                    found = json.loads(costs_path(self.state_dir).read_text())
+                except (OSError, ValueError):
+                    found = {}
+                self._costs = found if isinstance(found, dict) else {}
+            value = self._costs.get(task)
+        return float(value) if isinstance(value, int | float) else None
+
+    def save_costs(self) -> None:
+        """Add what this build's charts and numbers took to ``costs.json`` (best-effort)."""
+        with self._guard:
+            took = dict(self._took)
+        if not took:
+            return
+        self.took("")  # the saved ones, read
+        with self._guard:
+            costs = {**(self._costs or {}), **took}
+        try:
+            write_if_changed(costs_path(self.state_dir), json.dumps(costs, sort_keys=True))
+        except OSError as exc:
+            logger.warning("cannot write %s: %s", costs_path(self.state_dir), exc)
 
     def made_in(self, generator: str) -> set[str]:
         with self._guard:
@@ -343,6 +377,11 @@ class Session:
             missing = sorted(self.built - self.pages_written)
             manifest = (bool(self.built) or self.manifest_due) and not self.manifest_written
         return missing, manifest
+
+
+def costs_path(state_dir: Path) -> Path:
+    """Where the seconds each chart and number last took to build are kept."""
+    return state_dir / "costs.json"
 
 
 def current() -> Session:

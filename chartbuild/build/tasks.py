@@ -177,20 +177,18 @@ def _charts(build: session.Session) -> Iterator[Task]:
                 "targets": [out + p for p in outputs.paths(generator.name, declaration)],
                 "clean": True,
                 # the slowest chart first, then the numbers (chartbuild.build.order)
-                "meta": {order.COST: functools.partial(_cost, build, generator, declaration)},
+                "meta": {order.COST: functools.partial(_cost, build, declaration, name)},
                 **UNCAPTURED,
             }
 
 
-def _cost(build: session.Session, generator: catalog.Generator, declaration: Declaration) -> float:
+def _cost(build: session.Session, declaration: Declaration, task: str) -> float:
     """A number is quick; a chart costs the seconds its last good build took, in powers of
     two (one never built, most): see :mod:`chartbuild.build.order`."""
     if declaration.kind == "number":
         return order.QUICK
-    record = outputs.read_record(generator.name, declaration.name, build.state_dir)
-    if not record.built_at:
-        return math.inf
-    return float(math.floor(math.log2(max(record.seconds, 1e-6))))
+    took = build.took(task)
+    return math.inf if took is None else float(math.floor(math.log2(max(took, 1e-6))))
 
 
 def task_gen() -> Iterator[Task] | None:

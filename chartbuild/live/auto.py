@@ -117,7 +117,6 @@ class Auto(DoitCmdBase):  # type: ignore[misc]
             return watcher.run()
 
         interrupts.install()  # Ctrl-C and SIGTERM stop it at once, even inside a query
-        stopped = False
         # Renders go where the builds will run them (dodo.py's DOIT_CONFIG says): to the
         # worker processes of a parallel build, started now so that a rebuild renders at
         # once, or into this process's main thread.
@@ -134,15 +133,13 @@ class Auto(DoitCmdBase):  # type: ignore[misc]
                 if leadership is None:
                     return code
         except KeyboardInterrupt:
-            stopped = True
+            pass  # only a stop gets here
         finally:
             if leadership is not None:
                 leadership.release()
-        if stopped:
-            self.outstream.write("stopped\n")
-            self.outstream.flush()
-            interrupts.leave(0)  # at once: not after the render workers' drawing
-        return 0
+        self.outstream.write("stopped\n")
+        self.outstream.flush()
+        interrupts.leave(0)  # at once: not after the render workers' drawing
 
 
 def database_files(using: str) -> list[Path]:
