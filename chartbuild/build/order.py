@@ -21,9 +21,10 @@ the selected ones. A cost is asked for only as a run starts its tasks, so ``doit
 and ``doit info`` ask for none.
 
 chartbuild's charts cost the seconds their last build took (``<state>/costs.json``, read
-once per build), in powers of two (a never-built one costs most): on a busy machine, times within a factor of two are noise,
-and charts that swapped places by it would each be drawn last in turn, so charts of
-about the same cost start in the order they are declared, which their author decides.
+once per build), in powers of two (a never-built one costs most): on a busy machine,
+times within a factor of two are noise, and charts that swapped places by it would each
+be drawn last in turn, so charts of about the same cost start in the order they are
+declared, which their author decides.
 After one new order of the demo, its revenue chart (the first of three of about the
 same cost) starts with the build, the four numbers beside it, then the other charts.
 """
