@@ -25,6 +25,7 @@ once per build), in powers of two (a never-built one costs most): on a busy mach
 times within a factor of two are noise, and charts that swapped places by it would each
 be drawn last in turn, so charts of about the same cost start in the order they are
 declared, which their author decides.
+
 After one new order of the demo, its revenue chart (the first of three of about the
 same cost) starts with the build, the four numbers beside it, then the other charts.
 """
