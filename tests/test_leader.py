@@ -72,7 +72,7 @@ def test_a_leader_whose_session_ended_takes_the_lead_again(postgres):
     assert lead.leader().startswith("builder pid")
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
             " WHERE datname = current_database() AND application_name = %s",
             [lead.name()],
         )
@@ -82,6 +82,7 @@ def test_a_leader_whose_session_ended_takes_the_lead_again(postgres):
     other = leader.Leadership("default", retry=0.1, say=lambda text: None)
     assert not other.lead()
     lead.release()
+    assert dblock.current(connection, lead.key) is None  # free at once, not once it has closed
     assert other.lead()
     with pytest.raises(leader.LeadershipLost, match="lost the lead: builder pid"):
         lead.confirm()
@@ -256,7 +257,7 @@ def test_a_leader_frozen_mid_build_hands_over(postgres, tmp_path, ended):
         if ended == "by the server":
             with connection.cursor() as cursor:
                 cursor.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
                     " WHERE datname = current_database() AND application_name LIKE %s",
                     [f"chartbuild leader % {one.process.pid} %"],
                 )

@@ -155,8 +155,16 @@ class Leadership:
             return f"unknown ({exc})"
 
     def release(self) -> None:
-        """Give the lead up (closing the session releases the lock)."""
+        """Give the lead up: unlock at once, then close the session.
+
+        Closing alone would release the lock only once the server's backend has exited,
+        a moment later, and a successor that tried in that moment would wait a retry.
+        """
         self.since = None
+        if self._connection is not None:
+            # a session that is gone holds nothing
+            with contextlib.suppress(Exception), self._connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock_all()")
         self._disconnect()
 
     def _renew(self) -> None:
@@ -194,7 +202,8 @@ class Leadership:
             if row is None or float(row[2]) <= self.lease:
                 return
             pid, name, idle = row
-            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+            # waits (up to 5 s) for the session to end, so its locks are free to take now
+            cursor.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])
         holder = describe({"name": name, "pid": pid, "address": ""})
         self.say(
             f"the leader ({holder}) has not renewed its lease for {float(idle):.0f} s"
