@@ -31,7 +31,9 @@ ROWS = "__rows"
 DIRTY = "__dirty"
 KEY = "__key"
 #: Changes when the SQL below changes: a rollup kept by another version is made again.
-VERSION = "r1"
+VERSION = "r2"
+#: The versions before it, whose PostgreSQL functions a drop removes too.
+EARLIER = ("r1",)
 
 
 class RollupError(ChartbuildError):
@@ -181,16 +183,18 @@ class Compiled:
         return sql % tuple(quoted)
 
     def signed(self, source: str, sign: int) -> str:
-        """The differences the rows of ``source`` make: added (1) or taken away (-1)."""
+        """The differences the rows of ``source`` make: added (1) or taken away (-1), in
+        columns named as the delta table's."""
         columns = [self.quote(k) for k in self.keys]
         for part in self.parts:
             column = self.quote(part.column)
             if part.how == "add":
-                columns.append(column if sign > 0 else f"-{column}")
+                columns.append(column if sign > 0 else f"-{column} AS {column}")
             else:
-                columns.append(column if sign > 0 else "NULL")
+                columns.append(column if sign > 0 else f"NULL AS {column}")
         dirty = "1" if sign < 0 and has_extremes(self.rollup) else "0"
-        return f"SELECT {', '.join(columns)}, {dirty} FROM ({self.grouped(source)}) s"
+        columns.append(f"{dirty} AS {self.quote(DIRTY)}")
+        return f"SELECT {', '.join(columns)} FROM ({self.grouped(source)}) s"
 
     # -- tables --------------------------------------------------------------------------
 
@@ -329,6 +333,36 @@ class Compiled:
         columns = ", ".join([*self.columns(), self.quote(DIRTY)])
         return f"INSERT INTO {{delta}} ({columns}) {self.signed(source, sign)}"
 
+    def append_update(self, old: str, new: str) -> str:
+        """The statement an ``UPDATE``'s trigger runs: the differences of the rows before
+        (``old``) and after (``new``), added up per bucket in one statement. Buckets whose
+        parts cancel out are left out (unless the rollup keeps a ``Min`` or ``Max``, which
+        the rows it lost mark to be computed again): an update that leaves the rollup's
+        columns as they were appends nothing."""
+        keys = [self.quote(k) for k in self.keys]
+        how = {"add": "SUM", "min": "MIN", "max": "MAX"}
+        folded = [f"{how[p.how]}(u.{self.quote(p.column)})" for p in self.parts]
+        group = f" GROUP BY {', '.join(f'u.{k}' for k in keys)}" if keys else ""
+        kept = "COUNT(*) > 0"
+        if not has_extremes(self.rollup):
+            changed = " OR ".join(f"SUM(u.{self.quote(p.column)}) <> 0" for p in self.parts)
+            kept = f"{kept} AND ({changed})"
+        columns = ", ".join([*self.columns(), self.quote(DIRTY)])
+        selected = ", ".join([*(f"u.{k}" for k in keys), *folded, f"MAX(u.{self.quote(DIRTY)})"])
+        return (
+            f"INSERT INTO {{delta}} ({columns}) SELECT {selected}"
+            f" FROM ({self.signed(old, -1)} UNION ALL {self.signed(new, 1)}) u{group}"
+            f" HAVING {kept}"
+        )
+
+    def read_columns(self) -> list[str]:
+        """The base table's columns that the filter, the buckets or the aggregates read:
+        an ``UPDATE`` that sets none of them leaves the rollup as it was."""
+        sql = self.grouped()
+        base = self.quote(self.base)
+        fields = self.rollup.model._meta.concrete_fields
+        return [f.column for f in fields if f"{base}.{self.quote(f.column)}" in sql]
+
     # -- triggers ------------------------------------------------------------------------
 
     def trigger_names(self) -> dict[str, str]:
@@ -348,11 +382,14 @@ class Compiled:
 
             plus = self.append(row("NEW"), 1).format(delta=self.delta)
             minus = self.append(row("OLD"), -1).format(delta=self.delta)
+            moved = self.append_update(row("OLD"), row("NEW")).format(delta=self.delta)
+            read = self.read_columns()
+            of = f" OF {', '.join(self.quote(c) for c in read)}" if read else ""
             return [
                 f"CREATE TRIGGER {self.quote(names['insert'])} AFTER INSERT ON {base}"
                 f" BEGIN {plus}; END",
-                f"CREATE TRIGGER {self.quote(names['update'])} AFTER UPDATE ON {base}"
-                f" BEGIN {minus}; {plus}; END",
+                f"CREATE TRIGGER {self.quote(names['update'])} AFTER UPDATE{of} ON {base}"
+                f" BEGIN {moved}; END",
                 f"CREATE TRIGGER {self.quote(names['delete'])} AFTER DELETE ON {base}"
                 f" BEGIN {minus}; END",
             ]
@@ -361,13 +398,14 @@ class Compiled:
         base = f"{qualified}{base}"
         plus = self.append("chartbuild_new", 1).format(delta=delta)
         minus = self.append("chartbuild_old", -1).format(delta=delta)
+        moved = self.append_update("chartbuild_old", "chartbuild_new").format(delta=delta)
         function = f"{qualified}{self.quote(names['insert'] + '_' + VERSION)}"
         emptied = f"{qualified}{self.quote(names['truncate'] + '_' + VERSION)}"
         settings = "LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp"
         return [
             f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger {settings} AS $cb$"
-            f" BEGIN IF TG_OP IN ('UPDATE', 'DELETE') THEN {minus}; END IF;"
-            f" IF TG_OP IN ('INSERT', 'UPDATE') THEN {plus}; END IF; RETURN NULL; END $cb$",
+            f" BEGIN IF TG_OP = 'INSERT' THEN {plus}; ELSIF TG_OP = 'DELETE' THEN {minus};"
+            f" ELSE {moved}; END IF; RETURN NULL; END $cb$",
             f"CREATE OR REPLACE FUNCTION {emptied}() RETURNS trigger {settings} AS $cb$"
             f" BEGIN DELETE FROM {delta}; DELETE FROM {rollup}; RETURN NULL; END $cb$",
             f"CREATE TRIGGER {self.quote(names['insert'])} AFTER INSERT ON {base}"
@@ -392,7 +430,8 @@ class Compiled:
         base = f"{qualified}{self.quote(base_table)}"
         statements = [f"DROP TRIGGER IF EXISTS {self.quote(n)} ON {base}" for n in names.values()]
         for name in (names["insert"], names["truncate"]):
-            statements.append(
-                f"DROP FUNCTION IF EXISTS {qualified}{self.quote(name + '_' + VERSION)}()"
-            )
+            for version in (*EARLIER, VERSION):
+                statements.append(
+                    f"DROP FUNCTION IF EXISTS {qualified}{self.quote(name + '_' + version)}()"
+                )
         return statements
