@@ -20,7 +20,7 @@ from chartbuild.declare.registry import model_label
 from chartbuild.models import RollupState
 from chartbuild.periods import Month
 from chartbuild.rollups import Rollup, store
-from chartbuild.rollups.sql import RollupError
+from chartbuild.rollups.sql import EARLIER, RollupError
 from demo.shop.models import Order, Product
 from generators.shop import orders as shop_orders
 from generators.shop import sales
@@ -186,6 +186,19 @@ def test_truncate_empties_it(made, people, postgres):
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE shop_order")
     assert store.read(ORDERS) == []
+
+
+def test_making_it_again_drops_the_functions_of_an_earlier_version(made, postgres):
+    earlier = f"chartbuild_rollup_{ORDERS.name}_insert_{EARLIER[0]}"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE FUNCTION {earlier}() RETURNS trigger LANGUAGE plpgsql"
+            " AS $$ BEGIN RETURN NULL; END $$"
+        )
+    store.make(ORDERS)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_proc WHERE proname = %s", [earlier])
+        assert cursor.fetchone()[0] == 0
 
 
 def test_two_writers_of_one_bucket_do_not_wait_for_each_other(made, people, postgres):
