@@ -139,6 +139,9 @@ def differences_kept(rollup) -> int:
 
 
 def test_an_update_that_leaves_its_columns_as_they_were_adds_no_difference(sums, people):
+    """On SQLite; PostgreSQL appends both sides of an update's rows (cheaper for a save())."""
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's row triggers")
     product, (ada, *_) = people
     first = Order.objects.create(**vars_of(order(product, ada)))
     store.fold(SUMS)

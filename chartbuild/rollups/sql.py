@@ -334,11 +334,11 @@ class Compiled:
         return f"INSERT INTO {{delta}} ({columns}) {self.signed(source, sign)}"
 
     def append_update(self, old: str, new: str) -> str:
-        """The statement an ``UPDATE``'s trigger runs: the differences of the rows before
-        (``old``) and after (``new``), added up per bucket in one statement. Buckets whose
-        parts cancel out are left out (unless the rollup keeps a ``Min`` or ``Max``, which
-        the rows it lost mark to be computed again): an update that leaves the rollup's
-        columns as they were appends nothing."""
+        """The statement SQLite's ``UPDATE`` trigger runs: the differences of the row
+        before (``old``) and after (``new``), added up per bucket in one statement. Buckets
+        whose parts cancel out are left out (unless the rollup keeps a ``Min`` or ``Max``,
+        which the rows it lost mark to be computed again): an update that leaves the
+        rollup's columns as they were appends nothing."""
         keys = [self.quote(k) for k in self.keys]
         how = {"add": "SUM", "min": "MIN", "max": "MAX"}
         folded = [f"{how[p.how]}(u.{self.quote(p.column)})" for p in self.parts]
@@ -398,7 +398,13 @@ class Compiled:
         base = f"{qualified}{base}"
         plus = self.append("chartbuild_new", 1).format(delta=delta)
         minus = self.append("chartbuild_old", -1).format(delta=delta)
-        moved = self.append_update("chartbuild_old", "chartbuild_new").format(delta=delta)
+        # both sides as they are: leaving out the buckets that cancel out cost a save()
+        # more than the differences it saved the fold
+        columns = ", ".join([*self.columns(), self.quote(DIRTY)])
+        moved = (
+            f"INSERT INTO {delta} ({columns}) {self.signed('chartbuild_old', -1)}"
+            f" UNION ALL {self.signed('chartbuild_new', 1)}"
+        )
         function = f"{qualified}{self.quote(names['insert'] + '_' + VERSION)}"
         emptied = f"{qualified}{self.quote(names['truncate'] + '_' + VERSION)}"
         settings = "LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp"
