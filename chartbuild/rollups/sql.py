@@ -400,9 +400,9 @@ class Compiled:
         minus = self.append("chartbuild_old", -1).format(delta=delta)
         # both sides as they are: leaving out the buckets that cancel out cost a save()
         # more than the differences it saved the fold
-        columns = ", ".join([*self.columns(), self.quote(DIRTY)])
+        stored = ", ".join([*self.columns(), self.quote(DIRTY)])
         moved = (
-            f"INSERT INTO {delta} ({columns}) {self.signed('chartbuild_old', -1)}"
+            f"INSERT INTO {delta} ({stored}) {self.signed('chartbuild_old', -1)}"
             f" UNION ALL {self.signed('chartbuild_new', 1)}"
         )
         function = f"{qualified}{self.quote(names['insert'] + '_' + VERSION)}"
