@@ -50,33 +50,29 @@ ORDERS = Rollup(
 SUMS = Rollup(
     "test_sums",
     model=Order,
-    filter=~Q(status="cancelled"),
-    by={"month": Month("created_at", tzinfo=UTC), "status": "status"},
-    aggregates={
-        "revenue": Sum("amount"),
-        "orders": Count("id"),
-        "average": Avg("amount"),
-        "customers": Count("customer"),
-    },
+    filter=ORDERS.filter,
+    by=ORDERS.by,
+    aggregates={k: a for k, a in ORDERS.aggregates.items() if not isinstance(a, Min | Max)},
 )
 STATUSES = ("paid", "shipped", "cancelled")
 MONTHS = [dt.datetime(2025, m, 15, 12, tzinfo=UTC) for m in (1, 2, 3)]
 
 
+def kept(rollup):
+    store.make(rollup)
+    yield rollup
+    store.drop(rollup)
+    RollupState.objects.filter(name=rollup.name).delete()
+
+
 @pytest.fixture
 def made():
-    store.make(ORDERS)
-    yield ORDERS
-    store.drop(ORDERS)
-    RollupState.objects.filter(name=ORDERS.name).delete()
+    yield from kept(ORDERS)
 
 
 @pytest.fixture
 def sums():
-    store.make(SUMS)
-    yield SUMS
-    store.drop(SUMS)
-    RollupState.objects.filter(name=SUMS.name).delete()
+    yield from kept(SUMS)
 
 
 @pytest.fixture
@@ -138,16 +134,18 @@ def differences_kept(rollup) -> int:
         return cursor.fetchone()[0]
 
 
-def test_an_update_that_leaves_its_columns_as_they_were_adds_no_difference(sums, people):
+def test_an_update_that_leaves_its_columns_as_they_were_adds_no_difference(made, sums, people):
     """On SQLite; PostgreSQL appends both sides of an update's rows (cheaper for a save())."""
     if connection.vendor != "sqlite":
         pytest.skip("SQLite's row triggers")
     product, (ada, *_) = people
     first = Order.objects.create(**vars_of(order(product, ada)))
+    store.fold(ORDERS)
     store.fold(SUMS)
+    Order.objects.update(quantity=F("quantity") + 1)  # sets a column no rollup reads
+    assert differences_kept(ORDERS) == 0  # not even a Min's: its trigger did not fire
     first.quantity = 5
     first.save()  # sets every column, quantity alone to another value
-    Order.objects.update(quantity=F("quantity") + 1)  # sets a column the rollup does not read
     Order.objects.update(amount=F("amount"))  # sets one it reads, to the same value
     assert differences_kept(SUMS) == 0
     first.amount = Decimal("12.00")

@@ -328,10 +328,20 @@ class Compiled:
             f" {whole}",
         ]
 
+    def _into_delta(self) -> str:
+        columns = ", ".join([*self.columns(), self.quote(DIRTY)])
+        return f"INSERT INTO {{delta}} ({columns})"
+
     def append(self, source: str, sign: int) -> str:
         """The statement a trigger runs: append the differences of ``source``'s rows."""
-        columns = ", ".join([*self.columns(), self.quote(DIRTY)])
-        return f"INSERT INTO {{delta}} ({columns}) {self.signed(source, sign)}"
+        return f"{self._into_delta()} {self.signed(source, sign)}"
+
+    def append_both(self, old: str, new: str) -> str:
+        """The statement PostgreSQL's ``UPDATE`` trigger runs: the differences of the rows
+        before (``old``) and after (``new``), both as they are. Leaving out the buckets
+        that cancel out (:meth:`append_update`) cost a ``save()`` more there than it saved
+        the fold."""
+        return f"{self.append(old, -1)} UNION ALL {self.signed(new, 1)}"
 
     def append_update(self, old: str, new: str) -> str:
         """The statement SQLite's ``UPDATE`` trigger runs: the differences of the row
@@ -347,10 +357,9 @@ class Compiled:
         if not has_extremes(self.rollup):
             changed = " OR ".join(f"SUM(u.{self.quote(p.column)}) <> 0" for p in self.parts)
             kept = f"{kept} AND ({changed})"
-        columns = ", ".join([*self.columns(), self.quote(DIRTY)])
         selected = ", ".join([*(f"u.{k}" for k in keys), *folded, f"MAX(u.{self.quote(DIRTY)})"])
         return (
-            f"INSERT INTO {{delta}} ({columns}) SELECT {selected}"
+            f"{self._into_delta()} SELECT {selected}"
             f" FROM ({self.signed(old, -1)} UNION ALL {self.signed(new, 1)}) u{group}"
             f" HAVING {kept}"
         )
@@ -398,13 +407,7 @@ class Compiled:
         base = f"{qualified}{base}"
         plus = self.append("chartbuild_new", 1).format(delta=delta)
         minus = self.append("chartbuild_old", -1).format(delta=delta)
-        # both sides as they are: leaving out the buckets that cancel out cost a save()
-        # more than the differences it saved the fold
-        stored = ", ".join([*self.columns(), self.quote(DIRTY)])
-        moved = (
-            f"INSERT INTO {delta} ({stored}) {self.signed('chartbuild_old', -1)}"
-            f" UNION ALL {self.signed('chartbuild_new', 1)}"
-        )
+        moved = self.append_both("chartbuild_old", "chartbuild_new").format(delta=delta)
         function = f"{qualified}{self.quote(names['insert'] + '_' + VERSION)}"
         emptied = f"{qualified}{self.quote(names['truncate'] + '_' + VERSION)}"
         settings = "LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp"
