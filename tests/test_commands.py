@@ -99,7 +99,7 @@ def test_gencharts_repeats_on_a_schedule_until_stopped(tmp_path):
     assert all("rebuilt" in line for line in lines)
 
 
-def test_gencharts_on_a_schedule_stops_within_a_second_of_sigterm_mid_build(tmp_path):
+def test_gencharts_on_a_schedule_stops_at_once_on_sigterm_mid_build(tmp_path):
     User.objects.create(username="ada")
     build = Build(tmp_path, generators=["tests.generators.slow_query"])
     process = subprocess.Popen(
@@ -115,7 +115,9 @@ def test_gencharts_on_a_schedule_stops_within_a_second_of_sigterm_mid_build(tmp_
     started = time.monotonic()
     process.terminate()
     process.wait(10)
-    assert time.monotonic() - started < 1
+    # not the minute its query takes (it stops in about 0.2 s: on a loaded 2-core machine
+    # the process's exit alone took 1.2 s once)
+    assert time.monotonic() - started < 5
     assert process.returncode in (0, 128 + signal.SIGTERM)
 
 
